@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+UV ?= uv
+export UV_PYTHON ?= 3.11
+
+.PHONY: setup up down run status clean test test-unit lint typecheck schemas check-schemas bench
+
+setup:  ## Python workspace from the lock file (installs uv when missing)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) sync --all-packages --frozen
+
+up: setup  ## Kafka, PostgreSQL, topics, migrations and the four services (idempotent)
+	$(UV) run devstack up
+
+down:  ## stop everything, keep the data
+	$(UV) run devstack down
+
+run: setup  ## up, upload data/sales.csv, wait until processed, print the summary
+	$(UV) run devstack run data/sales.csv
+
+status:
+	$(UV) run devstack status
+
+clean:  ## stop everything and delete .stack (data, logs, Kafka jars, local secrets)
+	-$(UV) run devstack clean
+	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+typecheck: setup
+	$(UV) run mypy libs services tools tests
+
+schemas: setup  ## regenerate docs/schemas from the contracts
+	$(UV) run devstack schemas
+
+check-schemas: setup
+	$(UV) run devstack schemas --check
+
+test-unit: setup
+	$(UV) run pytest -m "not integration and not e2e"
+
+test: setup lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
+	$(UV) run devstack infra
+	$(UV) run pytest

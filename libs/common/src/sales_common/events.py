@@ -1,0 +1,139 @@
+"""The public contracts: one Kafka record per CSV row, JSON encoded, versioned.
+
+`sales.validated` is consumed by other teams: change it only by adding optional fields,
+or by bumping `SCHEMA_VERSION` and announcing it. `docs/schemas/` holds the JSON Schemas
+generated from these models (`devstack schemas`), checked in CI to be current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION: Literal[1] = 1
+CONTENT_TYPE = "application/json"
+# Header names carried by every record, so consumers can route without parsing the body.
+HEADER_CONTENT_TYPE = "content-type"
+HEADER_SCHEMA_VERSION = "schema-version"
+
+REQUIRED_COLUMNS = ("product", "price", "quantity")
+OPTIONAL_COLUMNS = ("customer_id", "date", "transaction_id")
+KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+HexDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class RawSale(Contract):
+    """`sales.raw`: a CSV row exactly as uploaded. The only topic that holds raw customer ids."""
+
+    upload_id: str
+    row_number: int = Field(ge=1, description="Data row number, 1 is the row after the header.")
+    fields: dict[str, str] = Field(description="Column name to raw string value.")
+    field_count: int = Field(description="Number of fields the row actually had.")
+    column_count: int = Field(description="Number of columns in the header.")
+    source_filename: str
+    received_at: datetime
+
+
+class ValidatedSale(Contract):
+    """`sales.validated`: a row that passed every rule. Key = `event_id`."""
+
+    event_id: str = Field(description="Deterministic id; replaying any stage yields the same.")
+    upload_id: str
+    row_number: int = Field(ge=1)
+    transaction_id: str | None = None
+    product: str
+    price: Decimal = Field(description="Exact decimal, serialised as a string.")
+    quantity: int = Field(ge=1)
+    amount: Decimal = Field(description="price * quantity, exact.")
+    customer_hash: HexDigest | None = Field(
+        default=None, description="HMAC-SHA256 of the customer id under key `pii_key_id`."
+    )
+    pii_key_id: str | None = None
+    sale_date: date | None = None
+    validated_at: datetime
+
+
+class Violation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    rule: str
+    message: str
+
+
+class RejectedSale(Contract):
+    """`sales.rejected`: a row (or an unreadable record) with every rule it broke."""
+
+    event_id: str
+    upload_id: str | None = Field(description="None only for records that could not be parsed.")
+    row_number: int | None = None
+    fields: dict[str, str] = Field(
+        description="The row's fields, customer_id replaced by its hash."
+    )
+    violations: list[Violation] = Field(min_length=1)
+    pii_key_id: str | None = None
+    source: str | None = Field(
+        default=None, description="topic/partition/offset of an unreadable record."
+    )
+    rejected_at: datetime
+
+
+ContractT = TypeVar("ContractT", bound=Contract)
+
+
+def encode(record: Contract) -> bytes:
+    # mode="json" renders Decimal as a string, so prices stay exact on the wire.
+    return orjson.dumps(record.model_dump(mode="json"))
+
+
+def decode(model: type[ContractT], payload: bytes) -> ContractT:
+    return model.model_validate_json(payload)
+
+
+def record_headers() -> list[tuple[str, bytes]]:
+    return [
+        (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
+        (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+    ]
+
+
+def event_id_for(upload_id: str, row_number: int, transaction_id: str | None) -> str:
+    """The id that makes every stage idempotent.
+
+    A business `transaction_id` identifies the sale across uploads. Otherwise the row is
+    identified by its upload, which is bound to the file's content hash (one upload per
+    content hash, see ingest), and its position in the file.
+    """
+    source = f"txn:{transaction_id}" if transaction_id else f"row:{upload_id}:{row_number}"
+    return hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+def unreadable_record(source: str, message: str, now: datetime) -> RejectedSale:
+    """A poison message (not a valid record at all), kept with the reason, never blocking."""
+    return RejectedSale(
+        event_id=event_id_for(f"unreadable:{source}", 1, None),
+        upload_id=None,
+        fields={},
+        violations=[Violation(field="record", rule="unreadable", message=message[:300])],
+        source=source,
+        rejected_at=now,
+    )
+
+
+TOPIC_MODELS: dict[str, type[Contract]] = {
+    "sales.raw": RawSale,
+    "sales.validated": ValidatedSale,
+    "sales.rejected": RejectedSale,
+}

@@ -1,0 +1,105 @@
+"""Kafka plumbing shared by the services: clients, topics, retries, lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from prometheus_client import Gauge
+
+from sales_common.logging import get_logger
+from sales_common.settings import KafkaSettings
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+# Partition counts: sales.raw and sales.validated bound how many validators and loaders can
+# work in parallel; rejections are rarer.
+DEFAULT_PARTITIONS = {"raw": 6, "validated": 6, "rejected": 3}
+
+
+class KafkaProbe:
+    """A metadata round trip to the cluster: the readiness check for Kafka."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._client = AIOKafkaClient(**settings.client_options())
+        self._started = False
+
+    async def check(self) -> None:
+        if not self._started:
+            await self._client.bootstrap()
+            self._started = True
+        await self._client.fetch_all_metadata()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+async def ensure_topics(
+    settings: KafkaSettings, partitions: dict[str, int] | None = None, replication: int = 1
+) -> None:
+    counts = {**DEFAULT_PARTITIONS, **(partitions or {})}
+    names = settings.topics.model_dump()
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name=names[role], num_partitions=count, replication_factor=replication)
+            for role, count in counts.items()
+            if names[role] not in existing
+        ]
+        if wanted:
+            # Another process may create them concurrently; that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, KafkaError):
+        return bool(getattr(error, "retriable", False)) or isinstance(error, asyncio.TimeoutError)
+    return isinstance(error, OSError | asyncio.TimeoutError | ConnectionError)
+
+
+async def with_backoff(
+    operation: Callable[[], Awaitable[T]],
+    what: str,
+    transient: Callable[[BaseException], bool] = is_transient,
+    initial_s: float = 0.2,
+    max_s: float = 10.0,
+    attempts: int | None = None,
+) -> T:
+    """Retry `operation` on transient errors with capped, jittered exponential backoff."""
+    delay = initial_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await operation()
+        except Exception as exc:
+            if not transient(exc) or (attempts is not None and attempt >= attempts):
+                raise
+            log.warning("retrying", operation=what, attempt=attempt, error=repr(exc)[:200])
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, max_s)
+
+
+def update_lag(
+    consumer: AIOKafkaConsumer, gauge: Gauge, positions: dict[TopicPartition, int]
+) -> None:
+    """Lag = end of the partition (last stable offset under read_committed) - next offset."""
+    for tp, position in positions.items():
+        end = consumer.last_stable_offset(tp)
+        if end is None:
+            end = consumer.highwater(tp)
+        if end is not None:
+            gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(max(end - position, 0))

@@ -1,0 +1,96 @@
+"""Settings shared by every service: nested groups read from the environment.
+
+Each service subclasses `ServiceSettings` with its own env prefix, so the loader reads
+`LOADER_KAFKA__BOOTSTRAP_SERVERS` and `LOADER_POSTGRES__DSN`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+def check_secret_length(secret: SecretStr, name: str) -> SecretStr:
+    """Refuse short keys: an HMAC key under 32 bytes is guessable offline."""
+    if len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+class TopicSettings(BaseModel):
+    raw: str = "sales.raw"
+    validated: str = "sales.validated"
+    rejected: str = "sales.rejected"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    request_timeout_ms: int = 15_000
+
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments understood by every aiokafka client."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return options
+
+
+class PostgresSettings(BaseModel):
+    dsn: SecretStr = SecretStr("postgresql://sales@127.0.0.1:5432/sales")
+    # asyncpg's default "prefer" silently falls back to plaintext; say what you mean.
+    sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
+    sslrootcert: str | None = None
+    # 0: start (and answer /readyz with 503) even while the database is down.
+    pool_min_size: int = 0
+    pool_max_size: int = 5
+    command_timeout_s: float = 30.0
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: SecretStr
+    issuer: str = "sales-pipeline"
+    audience: str = "sales-pipeline"
+    leeway_s: int = 10
+
+    _check_secret = field_validator("jwt_secret")(
+        lambda v: check_secret_length(v, "auth.jwt_secret")
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has; subclasses add their own groups and an env prefix."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "sales"
+    environment: Literal["development", "test", "production"] = "production"
+    log_level: str = "INFO"
+    log_file: str | None = Field(default=None, validation_alias="LOG_FILE")
+    log_json: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sales_common.auth import TokenIssuer, TokenVerifier
+from sales_common.db import check_database, create_pool, register_json_codecs
+from sales_common.errors import install_error_handlers
+from sales_common.logging import configure_logging
+from sales_common.observability import install_observability
+
+from dashboard.api import router
+from dashboard.config import DashboardSettings
+from dashboard.repository import DashboardRepository
+
+
+def create_app(settings: DashboardSettings | None = None) -> FastAPI:
+    settings = settings or DashboardSettings()  # read from the environment
+    configure_logging(
+        settings.service_name, settings.log_level, settings.log_file, settings.log_json
+    )
+    registry = CollectorRegistry()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(settings.postgres, init=register_json_codecs)
+            stack.push_async_callback(pool.close)
+            yield {
+                "settings": settings,
+                "pool": pool,
+                "repository": DashboardRepository(pool),
+                "token_issuer": TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
+                "token_verifier": TokenVerifier(settings.auth),
+                "readiness_checks": {"postgres": lambda: check_database(pool)},
+                "heartbeats": {},
+            }
+
+    app = FastAPI(title="sales dashboard", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    install_observability(app, registry)
+    app.include_router(router)
+    return app

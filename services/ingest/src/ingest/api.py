@@ -1,0 +1,99 @@
+"""HTTP layer of ingest: content negotiation and status codes; the work is in service.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sales_common.auth import SCOPE_ADMIN, SCOPE_UPLOADS_WRITE, Principal, require_scope
+from sales_common.errors import Forbidden, NotFound, UnsupportedMediaType
+from sales_common.uploads import UploadStatus, fetch_upload
+
+from ingest.service import PayloadTooLarge, UploadOutcome, UploadService
+
+router = APIRouter(prefix="/api/v1")
+UploaderDep = Annotated[Principal, Depends(require_scope(SCOPE_UPLOADS_WRITE))]
+CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-stream"}
+CHUNK_BYTES = 256 * 1024
+
+
+class UploadAccepted(BaseModel):
+    upload_id: UUID
+    status: str
+    rows: int | None
+    duplicate: bool
+    idempotent_replay: bool
+    status_url: str
+
+
+def _body(outcome: UploadOutcome) -> UploadAccepted:
+    return UploadAccepted(
+        upload_id=outcome.upload_id,
+        status=outcome.status,
+        rows=outcome.rows,
+        duplicate=outcome.duplicate,
+        idempotent_replay=outcome.replayed,
+        status_url=f"/api/v1/uploads/{outcome.upload_id}",
+    )
+
+
+async def _multipart_file(request: Request) -> tuple[str, AsyncIterator[bytes]]:
+    # Starlette spools file parts to disk past 1 MiB, so this does not hold the file in memory.
+    form = await request.form(max_files=1, max_fields=10)
+    part = form.get("file")
+    if part is None or isinstance(part, str):
+        raise UnsupportedMediaType("multipart upload needs a file part named 'file'")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await part.read(CHUNK_BYTES):
+            yield chunk
+
+    return part.filename or "upload.csv", chunks()
+
+
+@router.post(
+    "/uploads",
+    status_code=202,
+    response_model=UploadAccepted,
+    responses={200: {"model": UploadAccepted, "description": "duplicate or replayed upload"}},
+)
+async def create_upload(
+    request: Request,
+    principal: UploaderDep,
+    filename: Annotated[str | None, Query(max_length=255)] = None,
+    reload: Annotated[bool, Query(description="Load identical content again (admin)")] = False,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Stream a CSV (text/csv body, or multipart field `file`) into the pipeline."""
+    if reload and SCOPE_ADMIN not in principal.scopes:
+        raise Forbidden("a deliberate re-load needs the 'admin' scope")
+    limit = request.state.settings.uploads.max_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the upload exceeds the limit of {limit} bytes")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        name, body = await _multipart_file(request)
+    elif media_type in CSV_TYPES:
+        name, body = "upload.csv", request.stream()
+    else:
+        raise UnsupportedMediaType(
+            f"unsupported content type '{media_type or 'none'}': send text/csv or multipart"
+        )
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        raise UnsupportedMediaType("compressed uploads are not accepted; send plain CSV")
+    service: UploadService = request.state.upload_service
+    outcome = await service.upload(body, filename or name, principal, idempotency_key, reload)
+    return JSONResponse(_body(outcome).model_dump(mode="json"), status_code=outcome.http_status)
+
+
+@router.get("/uploads/{upload_id}", response_model=UploadStatus)
+async def get_upload(request: Request, upload_id: UUID, _: UploaderDep) -> UploadStatus:
+    status = await fetch_upload(request.state.pool, upload_id)
+    if status is None:
+        raise NotFound(f"upload {upload_id} not found")
+    return status

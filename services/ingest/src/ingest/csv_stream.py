@@ -1,0 +1,127 @@
+"""Pure CSV streaming: bytes in, complete rows out, never the whole file in memory.
+
+A record ends at a newline outside quotes (an even number of `"` seen so far), so chunks
+are cut only at record boundaries and `csv.reader` handles quoting, CRLF and newlines
+inside quoted fields.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+
+from sales_common.events import KNOWN_COLUMNS, REQUIRED_COLUMNS
+
+_BOM = "\ufeff"
+
+
+class CsvProblem(ValueError):
+    """The upload cannot be accepted; `str(self)` names the problem for the client."""
+
+
+class HeaderError(CsvProblem):
+    def __init__(self, missing: list[str], unknown: list[str], duplicated: list[str]) -> None:
+        parts = []
+        if missing:
+            parts.append(f"missing required columns: {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown columns: {', '.join(unknown)}")
+        if duplicated:
+            parts.append(f"duplicated columns: {', '.join(duplicated)}")
+        super().__init__("; ".join(parts))
+        self.missing = missing
+        self.unknown = unknown
+        self.duplicated = duplicated
+
+
+class EncodingProblem(CsvProblem):
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"the file is not valid UTF-8: invalid byte at offset {offset}")
+        self.offset = offset
+
+
+class RecordTooLong(CsvProblem):
+    pass
+
+
+def check_header(cells: list[str]) -> list[str]:
+    """Normalise header cells; raise HeaderError naming every problem."""
+    columns = [cell.strip().lower() for cell in cells]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    unknown = [c for c in columns if c not in KNOWN_COLUMNS]
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if missing or unknown or duplicated:
+        raise HeaderError(missing, unknown, duplicated)
+    return columns
+
+
+class CsvRecordStream:
+    """Feed byte chunks, receive parsed rows; also hashes and counts the bytes."""
+
+    def __init__(self, max_record_chars: int = 1 << 20) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._pending = ""
+        self._at_start = True
+        self.max_record_chars = max_record_chars
+        self.bytes_read = 0
+        self.sha256 = hashlib.sha256()
+
+    def feed(self, chunk: bytes) -> list[list[str]]:
+        self.sha256.update(chunk)
+        text = self._decode(chunk, final=False)
+        self.bytes_read += len(chunk)
+        return self._complete_records(text)
+
+    def close(self) -> list[list[str]]:
+        """Parse whatever is left; the last line may lack its newline."""
+        text = self._pending + self._decode(b"", final=True)
+        self._pending = ""
+        if text.count('"') % 2:
+            raise CsvProblem("unterminated quoted field at the end of the file")
+        return self._parse(text)
+
+    def _decode(self, chunk: bytes, final: bool) -> str:
+        buffered = len(self._decoder.getstate()[0])
+        try:
+            text = self._decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            raise EncodingProblem(self.bytes_read - buffered + exc.start) from exc
+        if self._at_start and text:
+            self._at_start = False
+            text = text.removeprefix(_BOM)
+        return text
+
+    def _complete_records(self, text: str) -> list[list[str]]:
+        buf = self._pending + text
+        cut = _last_record_boundary(buf)
+        self._pending = buf[cut:]
+        if len(self._pending) > self.max_record_chars:
+            raise RecordTooLong(
+                f"a record is longer than {self.max_record_chars} characters "
+                "(or a quoted field is never closed)"
+            )
+        return self._parse(buf[:cut]) if cut else []
+
+    @staticmethod
+    def _parse(text: str) -> list[list[str]]:
+        # Blank lines parse as []; they carry no data and get no row number.
+        return [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+
+
+def _last_record_boundary(buf: str) -> int:
+    """Index just after the last newline that is outside quotes, or 0."""
+    last_newline = buf.rfind("\n")
+    if last_newline < 0:
+        return 0
+    if buf.count('"', 0, last_newline) % 2 == 0:
+        return last_newline + 1
+    # Slow path: the last newline sits inside a quoted field; walk newlines with parity.
+    boundary, position, quotes = 0, 0, 0
+    while (newline := buf.find("\n", position, last_newline + 1)) >= 0:
+        quotes += buf.count('"', position, newline)
+        if quotes % 2 == 0:
+            boundary = newline + 1
+        position = newline + 1
+    return boundary

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sales_common.auth import TokenVerifier
+from sales_common.db import check_database, create_pool
+from sales_common.errors import install_error_handlers
+from sales_common.kafka import KafkaProbe
+from sales_common.logging import configure_logging
+from sales_common.observability import install_observability
+
+from ingest.api import router
+from ingest.config import IngestSettings
+from ingest.metrics import IngestMetrics
+from ingest.publisher import RawPublisher
+from ingest.repository import UploadsRepository
+from ingest.service import UploadService
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()  # read from the environment
+    configure_logging(
+        settings.service_name, settings.log_level, settings.log_file, settings.log_json
+    )
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(settings.postgres)
+            stack.push_async_callback(pool.close)
+            probe = KafkaProbe(settings.kafka)
+            stack.push_async_callback(probe.close)
+            service = UploadService(
+                settings, UploadsRepository(pool), RawPublisher(settings), metrics
+            )
+            yield {
+                "settings": settings,
+                "pool": pool,
+                "token_verifier": TokenVerifier(settings.auth),
+                "upload_service": service,
+                "readiness_checks": {
+                    "postgres": lambda: check_database(pool),
+                    "kafka": probe.check,
+                },
+                "heartbeats": {},
+            }
+
+    app = FastAPI(title="sales ingest", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    install_observability(app, registry)
+    app.include_router(router)
+    return app

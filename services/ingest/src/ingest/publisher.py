@@ -1,0 +1,72 @@
+"""Publishes one upload's rows to sales.raw inside one Kafka transaction.
+
+Consumers read with isolation_level=read_committed, so a refused or interrupted upload is
+never seen downstream: its transaction is aborted. The transactional id is derived from the
+upload id, so a retry of the same upload (same Idempotency-Key) fences any zombie attempt:
+initialising the producer aborts the old open transaction and the old producer can no
+longer commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sales_common.events import record_headers
+
+from ingest.config import IngestSettings
+
+_HEADERS = record_headers()
+
+
+class RawTransaction:
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self.finished = False
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        # Awaiting only the enqueue: aiokafka blocks here when the partition's batch is
+        # full, which bounds memory; delivery errors surface at commit.
+        await self._producer.send(self._topic, value=value, key=key, headers=_HEADERS)
+
+    async def commit(self) -> None:
+        self.finished = True
+        await self._producer.commit_transaction()
+
+    async def abort(self) -> None:
+        if not self.finished:
+            self.finished = True
+            with contextlib.suppress(KafkaError):
+                await self._producer.abort_transaction()
+
+
+class RawPublisher:
+    def __init__(self, settings: IngestSettings) -> None:
+        self._settings = settings
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, upload_id: UUID) -> AsyncIterator[RawTransaction]:
+        settings = self._settings
+        producer = AIOKafkaProducer(
+            **settings.kafka.client_options(),
+            transactional_id=f"ingest-{upload_id}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=settings.linger_ms,
+            max_batch_size=settings.max_batch_bytes,
+            transaction_timeout_ms=settings.transaction_timeout_ms,
+        )
+        try:
+            await producer.start()
+            await producer.begin_transaction()
+            txn = RawTransaction(producer, settings.kafka.topics.raw)
+            try:
+                yield txn
+            finally:
+                await txn.abort()
+        finally:
+            await producer.stop()

@@ -1,0 +1,94 @@
+"""Every SQL statement of the ingest service."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+from sales_common.db import Pool
+
+
+class ContentAlreadyUploaded(Exception):
+    pass
+
+
+class UploadsRepository:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def find_by_idempotency_key(self, key: str) -> asyncpg.Record | None:
+        return await self._pool.fetchrow(
+            "SELECT upload_id, status, attempt, rows_total FROM uploads WHERE idempotency_key = $1",
+            key,
+        )
+
+    async def create(
+        self, upload_id: UUID, filename: str, idempotency_key: str | None, reload: bool
+    ) -> bool:
+        """Insert a new upload; False when another request holds the idempotency key."""
+        status = await self._pool.execute(
+            "INSERT INTO uploads (upload_id, filename, idempotency_key, reload, status)"
+            " VALUES ($1, $2, $3, $4, 'receiving') ON CONFLICT (idempotency_key) DO NOTHING",
+            upload_id,
+            filename,
+            idempotency_key,
+            reload,
+        )
+        return bool(status == "INSERT 0 1")
+
+    async def start_new_attempt(self, upload_id: UUID, filename: str) -> int:
+        attempt: int = await self._pool.fetchval(
+            "UPDATE uploads SET attempt = attempt + 1, status = 'receiving', filename = $2,"
+            " error = NULL, content_sha256 = NULL, rows_total = NULL"
+            " WHERE upload_id = $1 RETURNING attempt",
+            upload_id,
+            filename,
+        )
+        return attempt
+
+    async def mark_committing(
+        self, upload_id: UUID, attempt: int, content_sha256: str, rows_total: int
+    ) -> None:
+        """Claim the content hash; raises ContentAlreadyUploaded for a live duplicate."""
+        try:
+            await self._pool.execute(
+                "UPDATE uploads SET status = 'committing', content_sha256 = $3, rows_total = $4"
+                " WHERE upload_id = $1 AND attempt = $2",
+                upload_id,
+                attempt,
+                content_sha256,
+                rows_total,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise ContentAlreadyUploaded(content_sha256) from exc
+
+    async def mark_processing(self, upload_id: UUID, attempt: int) -> None:
+        # The status trigger turns this into 'complete' when every row is already counted.
+        await self._pool.execute(
+            "UPDATE uploads SET status = 'processing'"
+            " WHERE upload_id = $1 AND attempt = $2 AND status = 'committing'",
+            upload_id,
+            attempt,
+        )
+
+    async def mark_failed(self, upload_id: UUID, attempt: int, error: str) -> None:
+        await self._pool.execute(
+            "UPDATE uploads SET status = 'failed', error = $3"
+            " WHERE upload_id = $1 AND attempt = $2",
+            upload_id,
+            attempt,
+            error,
+        )
+
+    async def discard(self, upload_id: UUID, attempt: int) -> None:
+        """Forget a refused upload entirely: nothing of it is kept."""
+        await self._pool.execute(
+            "DELETE FROM uploads WHERE upload_id = $1 AND attempt = $2", upload_id, attempt
+        )
+
+    async def find_live_by_content(self, content_sha256: str) -> asyncpg.Record | None:
+        return await self._pool.fetchrow(
+            "SELECT upload_id, status, rows_total FROM uploads"
+            " WHERE content_sha256 = $1 AND NOT reload AND status <> 'failed'",
+            content_sha256,
+        )

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sales_common.db import check_database, create_pool, register_json_codecs
+from sales_common.errors import install_error_handlers
+from sales_common.kafka import KafkaProbe, with_backoff
+from sales_common.lifecycle import background_loop
+from sales_common.logging import configure_logging
+from sales_common.observability import Heartbeat, install_observability
+
+from loader.config import LoaderSettings
+from loader.consumer import LoaderLoop, is_transient_db_error
+from loader.metrics import LoaderMetrics
+from loader.migrations import migrate
+from loader.repository import LoaderRepository
+
+
+def create_app(settings: LoaderSettings | None = None) -> FastAPI:
+    settings = settings or LoaderSettings()
+    configure_logging(
+        settings.service_name, settings.log_level, settings.log_file, settings.log_json
+    )
+    registry = CollectorRegistry()
+    metrics = LoaderMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.migrate_on_start:
+                await with_backoff(
+                    lambda: migrate(settings.postgres),
+                    "migrate",
+                    transient=is_transient_db_error,
+                    max_s=5,
+                )
+            pool = await create_pool(settings.postgres, init=register_json_codecs)
+            stack.push_async_callback(pool.close)
+            probe = KafkaProbe(settings.kafka)
+            stack.push_async_callback(probe.close)
+            heartbeat = Heartbeat()
+            loop = LoaderLoop(
+                settings, LoaderRepository(pool, settings.group_id), metrics, heartbeat
+            )
+            await stack.enter_async_context(background_loop("loader", loop, heartbeat))
+            yield {
+                "settings": settings,
+                "readiness_checks": {
+                    "postgres": lambda: check_database(pool),
+                    "kafka": probe.check,
+                },
+                "heartbeats": {"loader": heartbeat},
+            }
+
+    app = FastAPI(title="sales loader", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    install_observability(app, registry)
+    return app

@@ -1,0 +1,222 @@
+"""Every SQL statement of the loader. One batch = one database transaction holding the
+rows, the aggregates they move, the upload counters and the consumed Kafka offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+from sales_common.db import Connection, Pool
+from sales_common.events import RejectedSale, ValidatedSale
+
+_SALES_COLUMNS = (
+    "event_id",
+    "upload_id",
+    "row_number",
+    "transaction_id",
+    "product",
+    "price",
+    "quantity",
+    "amount",
+    "customer_hash",
+    "pii_key_id",
+    "sale_date",
+    "validated_at",
+)
+_REJECTION_COLUMNS = (
+    "event_id",
+    "upload_id",
+    "row_number",
+    "fields",
+    "violations",
+    "pii_key_id",
+    "source",
+    "rejected_at",
+)
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS sales_stage (LIKE sales INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rejections_stage (LIKE rejections INCLUDING DEFAULTS)
+    ON COMMIT DELETE ROWS;
+"""
+
+# Insert new sales only, then move every aggregate by exactly the rows inserted.
+_MERGE_SALES = f"""
+WITH ins AS (
+    INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
+    SELECT {", ".join(_SALES_COLUMNS)} FROM sales_stage
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING upload_id, product, quantity, amount, coalesce(sale_date, validated_at::date) AS day
+), products AS (
+    INSERT INTO product_totals AS t (product, total_amount, quantity, sales_count)
+    SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product
+    ON CONFLICT (product) DO UPDATE SET
+        total_amount = t.total_amount + excluded.total_amount,
+        quantity = t.quantity + excluded.quantity,
+        sales_count = t.sales_count + excluded.sales_count
+), days AS (
+    INSERT INTO daily_totals AS t (day, total_amount, sales_count)
+    SELECT day, sum(amount), count(*) FROM ins GROUP BY day
+    ON CONFLICT (day) DO UPDATE SET
+        total_amount = t.total_amount + excluded.total_amount,
+        sales_count = t.sales_count + excluded.sales_count
+), per_upload AS (
+    SELECT upload_id, count(*) AS n, sum(amount) AS amount FROM ins GROUP BY upload_id
+), counted AS (
+    UPDATE uploads u SET valid_count = u.valid_count + p.n, valid_amount = u.valid_amount + p.amount
+    FROM per_upload p WHERE u.upload_id = p.upload_id
+)
+SELECT coalesce(sum(n), 0)::int FROM per_upload
+"""  # noqa: S608 - identifiers are module constants
+
+# A staged sale whose event_id is already stored for a *different* row reuses a business
+# transaction_id: it is not a replay, so it must end up in rejections, not vanish.
+_REUSED_TRANSACTION_IDS = """
+SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price, s.quantity,
+       s.customer_hash, s.pii_key_id, s.sale_date,
+       t.upload_id AS first_upload_id, t.row_number AS first_row_number
+FROM sales_stage s JOIN sales t USING (event_id)
+WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
+"""
+
+_MERGE_REJECTIONS = f"""
+WITH ins AS (
+    INSERT INTO rejections ({", ".join(_REJECTION_COLUMNS)})
+    SELECT {", ".join(_REJECTION_COLUMNS)} FROM rejections_stage
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING upload_id, violations
+), rules AS (
+    INSERT INTO rejection_rule_counts AS t (rule, count)
+    SELECT v ->> 'rule', count(*) FROM ins, jsonb_array_elements(ins.violations) AS v
+    GROUP BY 1
+    ON CONFLICT (rule) DO UPDATE SET count = t.count + excluded.count
+), totals AS (
+    INSERT INTO rejection_totals AS t (rejected_rows)
+    SELECT count(*) FROM ins HAVING count(*) > 0
+    ON CONFLICT (singleton) DO UPDATE SET rejected_rows = t.rejected_rows + excluded.rejected_rows
+), per_upload AS (
+    SELECT upload_id, count(*) AS n FROM ins WHERE upload_id IS NOT NULL GROUP BY upload_id
+), counted AS (
+    UPDATE uploads u SET rejected_count = u.rejected_count + p.n
+    FROM per_upload p WHERE u.upload_id = p.upload_id
+)
+SELECT count(*)::int FROM ins
+"""  # noqa: S608 - identifiers are module constants
+
+_SAVE_OFFSETS = """
+INSERT INTO consumer_offsets AS t (group_id, topic, partition, next_offset)
+SELECT $1, unnest($2::text[]), unnest($3::int[]), unnest($4::bigint[])
+ON CONFLICT (group_id, topic, partition) DO UPDATE
+    SET next_offset = greatest(t.next_offset, excluded.next_offset), updated_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    sales_inserted: int
+    rejections_inserted: int
+    reused_transaction_ids: list[asyncpg.Record]
+
+
+def _sale_row(sale: ValidatedSale) -> tuple[object, ...]:
+    return (
+        sale.event_id,
+        sale.upload_id,
+        sale.row_number,
+        sale.transaction_id,
+        sale.product,
+        sale.price,
+        sale.quantity,
+        sale.amount,
+        sale.customer_hash,
+        sale.pii_key_id,
+        sale.sale_date,
+        sale.validated_at,
+    )
+
+
+def _rejection_row(rejection: RejectedSale) -> tuple[object, ...]:
+    return (
+        rejection.event_id,
+        rejection.upload_id,
+        rejection.row_number,
+        orjson.dumps(rejection.fields).decode(),
+        orjson.dumps([v.model_dump() for v in rejection.violations]).decode(),
+        rejection.pii_key_id,
+        rejection.source,
+        rejection.rejected_at,
+    )
+
+
+class LoaderRepository:
+    def __init__(self, pool: Pool, group_id: str) -> None:
+        self._pool = pool
+        self._group_id = group_id
+
+    async def stored_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        rows = await self._pool.fetch(
+            "SELECT topic, partition, next_offset FROM consumer_offsets"
+            " WHERE group_id = $1 AND topic = ANY($2::text[])",
+            self._group_id,
+            topics,
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def store_sales(
+        self, conn: Connection, sales: list[ValidatedSale]
+    ) -> tuple[int, list[asyncpg.Record]]:
+        if not sales:
+            return 0, []
+        await conn.copy_records_to_table(
+            "sales_stage", records=[_sale_row(s) for s in sales], columns=_SALES_COLUMNS
+        )
+        inserted: int = await conn.fetchval(_MERGE_SALES)
+        reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
+        return inserted, reused
+
+    async def store_rejections(self, conn: Connection, rejections: list[RejectedSale]) -> int:
+        if not rejections:
+            return 0
+        await conn.copy_records_to_table(
+            "rejections_stage",
+            records=[_rejection_row(r) for r in rejections],
+            columns=_REJECTION_COLUMNS,
+        )
+        inserted: int = await conn.fetchval(_MERGE_REJECTIONS)
+        return inserted
+
+    async def save_offsets(self, conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
+        topics, partitions, next_offsets = zip(
+            *((t, p, o) for (t, p), o in offsets.items()), strict=True
+        )
+        await conn.execute(
+            _SAVE_OFFSETS, self._group_id, list(topics), list(partitions), list(next_offsets)
+        )
+
+    def transaction(self) -> _BatchTransaction:
+        return _BatchTransaction(self._pool)
+
+
+class _BatchTransaction:
+    """`async with repo.transaction() as conn:` one connection, one transaction, staged."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> Connection:
+        self._conn_cm = self._pool.acquire()
+        self._conn: Connection = await self._conn_cm.__aenter__()
+        self._tx = self._conn.transaction()
+        await self._tx.start()
+        await self._conn.execute(_STAGE)
+        return self._conn
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                await self._tx.commit()
+            else:
+                await self._tx.rollback()
+        finally:
+            await self._conn_cm.__aexit__(exc_type, exc, tb)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+from sales_common.pii import PiiSettings
+from sales_common.settings import ServiceSettings
+
+
+class RuleSettings(BaseModel):
+    """The business rules; every limit is configurable."""
+
+    product_prefix: str = "Halal"
+    price_min_exclusive: Decimal = Decimal(0)
+    price_max_decimals: int = 2
+    quantity_min: int = 1
+    quantity_max: int = 100
+
+
+class ValidatorSettings(ServiceSettings):
+    model_config = ServiceSettings.model_config | {"env_prefix": "VALIDATOR_"}
+
+    service_name: str = "validator"
+    port: int = 8002
+    group_id: str = "validator"
+    # Prefix of the per-input-partition transactional ids (see consumer.py).
+    transactional_id_prefix: str = "validator"
+    max_batch_records: int = 2000
+    rules: RuleSettings = Field(default_factory=RuleSettings)
+    pii: PiiSettings

@@ -1,0 +1,200 @@
+"""Consume sales.raw, transform, produce to sales.validated / sales.rejected: exactly once.
+
+Each batch of one input partition is one Kafka transaction holding its output records and
+the consumed offsets (`send_offsets_to_transaction`). Consumers of the output read with
+isolation_level=read_committed, so they see each output once.
+
+Fencing. aiokafka speaks the transaction protocol before KIP-447: the broker cannot fence a
+zombie by consumer-group generation. So, as in Kafka Streams' original exactly-once mode,
+there is one transactional producer per *input partition*, with transactional_id
+`<prefix>-<topic>-<partition>`. Whoever owns partition p after a rebalance initialises the
+producer for p, which aborts any open transaction of the previous owner and bumps the
+producer epoch: the previous owner (a zombie that has not noticed it lost p) can then
+neither produce nor commit for p. Only after that do we read the committed offset for p, so
+we resume exactly where the last committed transaction ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, ProducerFenced
+from pydantic import ValidationError
+from sales_common.events import (
+    RawSale,
+    RejectedSale,
+    decode,
+    encode,
+    record_headers,
+    unreadable_record,
+)
+from sales_common.kafka import update_lag, with_backoff
+from sales_common.logging import get_logger
+from sales_common.observability import Heartbeat
+from sales_common.pii import CustomerHasher
+
+from validator.config import ValidatorSettings
+from validator.metrics import ValidatorMetrics
+from validator.rules import validate
+
+log = get_logger(__name__)
+_HEADERS = record_headers()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ValidatorLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._loop.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._loop.acquire(assigned)
+
+
+class ValidatorLoop:
+    def __init__(
+        self, settings: ValidatorSettings, metrics: ValidatorMetrics, heartbeat: Heartbeat
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._heartbeat = heartbeat
+        self._hasher = CustomerHasher(settings.pii)
+        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        # Held while a transaction is in flight, so a rebalance waits for it to finish.
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self.consumer = AIOKafkaConsumer(
+            **settings.kafka.client_options(),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        topics = self._settings.kafka.topics
+        self.consumer.subscribe([topics.raw], listener=_Rebalance(self))
+        await with_backoff(self.consumer.start, "consumer start", max_s=5)
+        try:
+            while not self._stopping.is_set():
+                self._heartbeat.beat()
+                batches = await self.consumer.getmany(
+                    timeout_ms=500, max_records=self._settings.max_batch_records
+                )
+                for tp, records in batches.items():
+                    if self._stopping.is_set():
+                        break
+                    async with self._lock:
+                        if tp in self._producers:  # still ours
+                            await self._process(tp, records)
+                update_lag(self.consumer, self._metrics.lag, self._positions)
+        finally:
+            async with self._lock:
+                await self._close_producers(list(self._producers))
+            await self.consumer.stop()
+
+    async def acquire(self, partitions: list[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in partitions:
+                producer = AIOKafkaProducer(
+                    **self._settings.kafka.client_options(),
+                    transactional_id=f"{self._settings.transactional_id_prefix}-{tp.topic}-{tp.partition}",
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                )
+                # start() runs InitProducerId: fences the previous owner of this partition.
+                await with_backoff(producer.start, "producer start", max_s=5)
+                self._producers[tp] = producer
+                committed = await self.consumer.committed(tp)
+                if committed is not None:
+                    self.consumer.seek(tp, committed)
+            log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
+
+    async def release(self, partitions: list[TopicPartition]) -> None:
+        async with self._lock:
+            await self._close_producers(partitions)
+            for tp in partitions:
+                self._positions.pop(tp, None)
+
+    async def _close_producers(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            producer = self._producers.pop(tp, None)
+            if producer is not None:
+                with contextlib.suppress(KafkaError):
+                    await producer.stop()
+
+    def _transform(
+        self, records: list[ConsumerRecord], now: datetime
+    ) -> list[tuple[str, bytes, bytes]]:
+        topics = self._settings.kafka.topics
+        out: list[tuple[str, bytes, bytes]] = []
+        for record in records:
+            try:
+                raw = decode(RawSale, record.value or b"")
+                result = validate(raw, self._settings.rules, self._hasher, now)
+            except (ValidationError, ValueError) as exc:
+                source = f"{record.topic}/{record.partition}/{record.offset}"
+                result = unreadable_record(source, f"not a sales.raw record: {exc}", now)
+            out.append(
+                (
+                    topics.rejected if isinstance(result, RejectedSale) else topics.validated,
+                    result.event_id.encode(),
+                    encode(result),
+                )
+            )
+            self._count(result)
+        return out
+
+    def _count(self, result: object) -> None:
+        if isinstance(result, RejectedSale):
+            outcome = "unreadable" if result.upload_id is None else "rejected"
+            self._metrics.rows.labels(outcome).inc()
+            self._metrics.processed.labels("rejected").inc()
+            for violation in result.violations:
+                self._metrics.rejections.labels(violation.rule).inc()
+        else:
+            self._metrics.rows.labels("valid").inc()
+            self._metrics.processed.labels("valid").inc()
+
+    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        producer = self._producers[tp]
+        started = time.monotonic()
+        outputs = self._transform(records, datetime.now(UTC))
+        next_offset = records[-1].offset + 1
+        delay = 0.2
+        while True:
+            try:
+                async with producer.transaction():
+                    for topic, key, value in outputs:
+                        await producer.send(topic, value=value, key=key, headers=_HEADERS)
+                    await producer.send_offsets_to_transaction(
+                        {tp: next_offset}, self._settings.group_id
+                    )
+                break
+            except ProducerFenced:
+                # Another instance owns this partition now; drop it and let the rebalance
+                # hand us whatever we still own.
+                log.warning("producer_fenced", partition=tp.partition)
+                await self._close_producers([tp])
+                return
+            except KafkaError as exc:
+                self._metrics.aborted.inc()
+                log.warning("transaction_retry", partition=tp.partition, error=repr(exc)[:200])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                if self._stopping.is_set():
+                    self.consumer.seek(tp, records[0].offset)
+                    return
+        self._positions[tp] = next_offset
+        self._metrics.batch_seconds.observe(time.monotonic() - started)

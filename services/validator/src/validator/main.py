@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sales_common.errors import install_error_handlers
+from sales_common.kafka import KafkaProbe
+from sales_common.lifecycle import background_loop
+from sales_common.logging import configure_logging
+from sales_common.observability import Heartbeat, install_observability
+
+from validator.config import ValidatorSettings
+from validator.consumer import ValidatorLoop
+from validator.metrics import ValidatorMetrics
+
+
+def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
+    settings = settings or ValidatorSettings()  # read from the environment
+    configure_logging(
+        settings.service_name, settings.log_level, settings.log_file, settings.log_json
+    )
+    registry = CollectorRegistry()
+    metrics = ValidatorMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            probe = KafkaProbe(settings.kafka)
+            stack.push_async_callback(probe.close)
+            heartbeat = Heartbeat()
+            loop = ValidatorLoop(settings, metrics, heartbeat)
+            await stack.enter_async_context(background_loop("validator", loop, heartbeat))
+            yield {
+                "settings": settings,
+                "readiness_checks": {"kafka": probe.check},
+                "heartbeats": {"validator": heartbeat},
+            }
+
+    app = FastAPI(title="sales validator", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    install_observability(app, registry)
+    return app

@@ -1,0 +1,135 @@
+"""A single-node Apache Kafka (KRaft: broker and controller in one process) on 127.0.0.1.
+
+The broker's jars come from Maven Central through Maven (kafka-pom.xml pins the version).
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+from devstack import processes
+from devstack.config import StackConfig
+
+POM = Path(__file__).with_name("kafka-pom.xml")
+
+LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+"""
+
+
+def server_properties(config: StackConfig, data_dir: Path, extra: dict[str, str] | None = None) -> str:
+    host = config.host
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{host}:{config.kafka_controller_port}",
+        "listeners": f"PLAINTEXT://{host}:{config.kafka_port},CONTROLLER://{host}:{config.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{config.kafka_port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "3",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.flush.interval.messages": "9223372036854775807",
+    }
+    props.update(extra or {})
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def libs_dir(config: StackConfig) -> Path:
+    return config.kafka_dir / "libs"
+
+
+def install(config: StackConfig) -> None:
+    """Resolve the broker jars with Maven, once (re-run when kafka-pom.xml changes)."""
+    libs = libs_dir(config)
+    stamp = libs / ".pom"
+    if stamp.exists() and stamp.read_text() == POM.read_text():
+        return
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise processes.StackError("Kafka needs Java 17+ and Maven on PATH (apt-get install maven)")
+    if libs.exists():
+        shutil.rmtree(libs)
+    subprocess.run(
+        [
+            "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        ],
+        check=True,
+    )
+    stamp.write_text(POM.read_text())
+
+
+def _java(config: StackConfig, main_class: str, *args: str) -> list[str]:
+    return [
+        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={config.kafka_dir / 'log4j2.properties'}",
+        "-cp", f"{libs_dir(config)}/*", main_class, *args,
+    ]
+
+
+def is_listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start(config: StackConfig) -> None:
+    """Start the broker unless it already runs; format storage on first start."""
+    pid_file = config.run_dir / "kafka.pid"
+    if processes.read_pid(pid_file):
+        return
+    if is_listening(config.host, config.kafka_port):
+        raise processes.StackError(f"port {config.kafka_port} is taken by another process")
+    install(config)
+    data_dir = config.kafka_dir / "data"
+    properties = config.kafka_dir / "server.properties"
+    config.kafka_dir.mkdir(parents=True, exist_ok=True)
+    properties.write_text(server_properties(config, data_dir))
+    (config.kafka_dir / "log4j2.properties").write_text(
+        LOG4J2.format(log_file=config.log_dir / "kafka-server.log")
+    )
+    if not (data_dir / "meta.properties").exists():
+        subprocess.run(
+            _java(config, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                  "-c", str(properties), "--ignore-formatted"),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    processes.spawn(
+        _java(config, "kafka.Kafka", str(properties)),
+        pid_file, config.log_dir / "kafka.log",
+    )
+    processes.wait_until(
+        lambda: is_listening(config.host, config.kafka_port), 90, "Kafka to listen"
+    )
+
+
+def stop(config: StackConfig) -> bool:
+    return processes.stop(config.run_dir / "kafka.pid", timeout_s=60)

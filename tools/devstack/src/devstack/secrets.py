@@ -1,0 +1,55 @@
+"""Secrets of the local stack: generated once, kept in .stack/secrets.json (git-ignored, 0600)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sales_common.auth import SCOPE_ADMIN, SCOPE_SALES_READ, SCOPE_UPLOADS_WRITE, hash_secret
+
+# The local stack's OAuth clients: a program that uploads, one that reads, an operator.
+CLIENT_SCOPES = {
+    "uploader": [SCOPE_UPLOADS_WRITE],
+    "viewer": [SCOPE_SALES_READ],
+    "operator": [SCOPE_UPLOADS_WRITE, SCOPE_SALES_READ, SCOPE_ADMIN],
+}
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    jwt_secret: str
+    pii_hmac_key: str
+    postgres_password: str
+    client_secrets: dict[str, str]
+    client_secret_hashes: dict[str, str]
+
+    def clients_json(self) -> str:
+        return json.dumps({
+            client: {"secret_hash": self.client_secret_hashes[client], "scopes": scopes}
+            for client, scopes in CLIENT_SCOPES.items()
+        })
+
+
+def generate() -> StackSecrets:
+    client_secrets = {client: secrets.token_urlsafe(24) for client in CLIENT_SCOPES}
+    return StackSecrets(
+        jwt_secret=secrets.token_urlsafe(48),
+        pii_hmac_key=secrets.token_urlsafe(48),
+        postgres_password=secrets.token_urlsafe(18),
+        client_secrets=client_secrets,
+        client_secret_hashes={c: hash_secret(s) for c, s in client_secrets.items()},
+    )
+
+
+def load_or_create(path: Path) -> StackSecrets:
+    if path.exists():
+        return StackSecrets(**json.loads(path.read_text()))
+    created = generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(asdict(created), handle, indent=2)
+    return created

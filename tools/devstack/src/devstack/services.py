@@ -1,0 +1,106 @@
+"""The four services as local uvicorn processes, configured through their environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import processes
+from devstack.config import StackConfig
+from devstack.secrets import StackSecrets
+
+SERVICES = ("loader", "validator", "ingest", "dashboard")  # loader first: it migrates
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a service finds its dependencies; tests use their own topics and database."""
+
+    bootstrap_servers: str
+    database_url: str
+    topics: Mapping[str, str] = field(default_factory=dict)
+    group_suffix: str = ""
+
+
+def service_env(
+    name: str, port: int, endpoints: Endpoints, secrets: StackSecrets, log_file: Path | None
+) -> dict[str, str]:
+    prefix = name.upper()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_ENVIRONMENT": "development",
+        f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
+        f"{prefix}_POSTGRES__DSN": endpoints.database_url,
+    }
+    for role, topic in endpoints.topics.items():
+        env[f"{prefix}_KAFKA__TOPICS__{role.upper()}"] = topic
+    if log_file is not None:
+        env["LOG_FILE"] = str(log_file)
+    if name in ("ingest", "dashboard"):
+        env[f"{prefix}_AUTH__JWT_SECRET"] = secrets.jwt_secret
+    if name == "validator":
+        env["VALIDATOR_PII__HMAC_KEY"] = secrets.pii_hmac_key
+    if name == "dashboard":
+        env["DASHBOARD_CLIENTS"] = secrets.clients_json()
+    if endpoints.group_suffix and name in ("validator", "loader"):
+        env[f"{prefix}_GROUP_ID"] = f"{name}{endpoints.group_suffix}"
+        if name == "validator":
+            env["VALIDATOR_TRANSACTIONAL_ID_PREFIX"] = f"validator{endpoints.group_suffix}"
+    return env
+
+
+def command(name: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", f"{name}.main:create_app",
+        "--host", host, "--port", str(port), "--no-access-log",
+        "--timeout-graceful-shutdown", "25",
+    ]
+
+
+def start(
+    name: str,
+    port: int,
+    endpoints: Endpoints,
+    secrets: StackSecrets,
+    run_dir: Path,
+    log_dir: Path,
+    instance: str = "",
+) -> int:
+    label = f"{name}{instance}"
+    pid_file = run_dir / f"{label}.pid"
+    running = processes.read_pid(pid_file)
+    if running:
+        return running
+    env = service_env(name, port, endpoints, secrets, log_dir / f"{label}.jsonl")
+    process = processes.spawn(command(name, port), pid_file, log_dir / f"{label}.out", env=env)
+    return process.pid
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310 - local URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(url: str, timeout_s: float = 90) -> None:
+    processes.wait_until(lambda: ready(url), timeout_s, f"{url}/readyz")
+
+
+def stop(name: str, run_dir: Path, instance: str = "") -> bool:
+    return processes.stop(run_dir / f"{name}{instance}.pid", timeout_s=40)
+
+
+def start_all(config: StackConfig, endpoints: Endpoints, secrets: StackSecrets) -> None:
+    for name in SERVICES:
+        start(name, config.service_ports[name], endpoints, secrets, config.run_dir, config.log_dir)
+    for name in SERVICES:
+        wait_ready(config.service_url(name))
