@@ -1,0 +1,117 @@
+"""Bounded waits and small Kafka/HTTP helpers for tests against real infrastructure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from sales_common.auth import TokenIssuer
+from sales_common.settings import AuthSettings, KafkaSettings
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], timeout_s: float = 30, what: str = ""
+) -> T:
+    """Poll `probe` until `check(result)`; fail with the last value after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}: last value {value!r}")
+        await asyncio.sleep(0.05)
+
+
+async def consume(
+    settings: KafkaSettings, topic: str, expected: int, timeout_s: float = 30
+) -> list[ConsumerRecord]:
+    """Read `topic` from the start with read_committed until `expected` records (or timeout)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **settings.client_options(),
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def consume_quiet(settings: KafkaSettings, topic: str, idle_s: float = 1.5) -> list[ConsumerRecord]:
+    """Everything committed in `topic`: read until the end offsets are reached."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **settings.client_options(),
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        await eventually(lambda: _assigned(consumer), bool, 15, "partition assignment")
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        deadline = time.monotonic() + idle_s + 30
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+            positions = {tp: await consumer.position(tp) for tp in ends}
+            if all(positions[tp] >= end for tp, end in ends.items()):
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def _assigned(consumer: AIOKafkaConsumer) -> bool:
+    if not consumer.assignment():
+        await consumer.getmany(timeout_ms=100)
+    return bool(consumer.assignment())
+
+
+async def produce(settings: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value=value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def bearer(auth: AuthSettings, *scopes: str, subject: str = "test-client") -> dict[str, str]:
+    return {"Authorization": f"Bearer {TokenIssuer(auth).issue(subject, list(scopes))}"}
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it in-process."""
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+            yield client
