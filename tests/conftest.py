@@ -19,12 +19,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from loader.migrations import migrate
 from pydantic import SecretStr
-
 from sales_common.kafka import ensure_topics
 from sales_common.pii import PiiSettings
 from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings, TopicSettings
-from loader.migrations import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -58,7 +57,9 @@ def infrastructure() -> Iterator[Infrastructure]:
     if bootstrap and dsn:
         yield Infrastructure(bootstrap, dsn)
         return
-    if shutil.which("java") and (shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))):
+    if shutil.which("java") and (
+        shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    ):
         from devstack import kafka, postgres
         from devstack.config import StackConfig
         from devstack.secrets import load_or_create
@@ -73,17 +74,25 @@ def infrastructure() -> Iterator[Infrastructure]:
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer
 
-        with KafkaContainer().with_kraft() as kafka_container, PostgresContainer("postgres:16") as pg:
+        with (
+            KafkaContainer().with_kraft() as kafka_container,
+            PostgresContainer("postgres:16") as pg,
+        ):
             url = pg.get_connection_url().replace("postgresql+psycopg2", "postgresql")
             yield Infrastructure(kafka_container.get_bootstrap_server(), url)
         return
-    pytest.skip("no Kafka/PostgreSQL: set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, install Java and PostgreSQL, or run Docker")
+    pytest.skip(
+        "no Kafka/PostgreSQL: set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL,"
+        " install Java and PostgreSQL, or run Docker"
+    )
 
 
 @pytest.fixture
 def topics() -> TopicSettings:
     suffix = uuid.uuid4().hex[:10]
-    return TopicSettings(raw=f"t{suffix}.raw", validated=f"t{suffix}.validated", rejected=f"t{suffix}.rejected")
+    return TopicSettings(
+        raw=f"t{suffix}.raw", validated=f"t{suffix}.validated", rejected=f"t{suffix}.rejected"
+    )
 
 
 @pytest.fixture

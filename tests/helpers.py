@@ -13,7 +13,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-
 from sales_common.auth import TokenIssuer
 from sales_common.settings import AuthSettings, KafkaSettings
 
@@ -21,7 +20,10 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], timeout_s: float = 30, what: str = ""
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    timeout_s: float = 30,
+    what: str = "",
 ) -> T:
     """Poll `probe` until `check(result)`; fail with the last value after the deadline."""
     deadline = time.monotonic() + timeout_s
@@ -30,7 +32,9 @@ async def eventually(
         if check(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}: last value {value!r}")
+            raise AssertionError(
+                f"timed out after {timeout_s}s waiting for {what}: last value {value!r}"
+            )
         await asyncio.sleep(0.05)
 
 
@@ -59,7 +63,9 @@ async def consume(
     return records
 
 
-async def consume_quiet(settings: KafkaSettings, topic: str, idle_s: float = 1.5) -> list[ConsumerRecord]:
+async def consume_quiet(
+    settings: KafkaSettings, topic: str, idle_s: float = 1.5
+) -> list[ConsumerRecord]:
     """Everything committed in `topic`: read until the end offsets are reached."""
     consumer = AIOKafkaConsumer(
         topic,
@@ -93,7 +99,9 @@ async def _assigned(consumer: AIOKafkaConsumer) -> bool:
     return bool(consumer.assignment())
 
 
-async def produce(settings: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+async def produce(
+    settings: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]]
+) -> None:
     producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -113,5 +121,7 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and talk to it in-process."""
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", timeout=60
+        ) as client:
             yield client

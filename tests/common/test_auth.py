@@ -3,7 +3,6 @@ import time
 import pytest
 from jose import jwt
 from pydantic import SecretStr, ValidationError
-
 from sales_common.auth import TokenIssuer, TokenVerifier, hash_secret, verify_secret
 from sales_common.errors import Unauthorized
 from sales_common.settings import AuthSettings
@@ -15,8 +14,12 @@ SETTINGS = AuthSettings(jwt_secret=SecretStr(SECRET))
 def _claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
     claims: dict[str, object] = {
-        "sub": "c", "scope": "sales:read", "iss": SETTINGS.issuer, "aud": SETTINGS.audience,
-        "iat": now, "exp": now + 60,
+        "sub": "c",
+        "scope": "sales:read",
+        "iss": SETTINGS.issuer,
+        "aud": SETTINGS.audience,
+        "iat": now,
+        "exp": now + 60,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}

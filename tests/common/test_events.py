@@ -4,7 +4,6 @@ from decimal import Decimal
 import orjson
 import pytest
 from pydantic import ValidationError
-
 from sales_common.events import (
     RawSale,
     RejectedSale,
@@ -21,9 +20,17 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 def test_validated_sale_round_trips_with_exact_decimals() -> None:
     sale = ValidatedSale(
-        event_id="e1", upload_id="u1", row_number=1, product="Halal Laptop",
-        price=Decimal("999.99"), quantity=2, amount=Decimal("1999.98"),
-        customer_hash="a" * 64, pii_key_id="k1", sale_date=date(2026, 11, 1), validated_at=NOW,
+        event_id="e1",
+        upload_id="u1",
+        row_number=1,
+        product="Halal Laptop",
+        price=Decimal("999.99"),
+        quantity=2,
+        amount=Decimal("1999.98"),
+        customer_hash="a" * 64,
+        pii_key_id="k1",
+        sale_date=date(2026, 11, 1),
+        validated_at=NOW,
     )
     wire = encode(sale)
     assert orjson.loads(wire)["price"] == "999.99"
@@ -34,16 +41,28 @@ def test_validated_sale_round_trips_with_exact_decimals() -> None:
 def test_customer_hash_must_be_64_hex_chars() -> None:
     with pytest.raises(ValidationError):
         ValidatedSale(
-            event_id="e1", upload_id="u1", row_number=1, product="Halal X", price=Decimal(1),
-            quantity=1, amount=Decimal(1), customer_hash="CUST-1", validated_at=NOW,
+            event_id="e1",
+            upload_id="u1",
+            row_number=1,
+            product="Halal X",
+            price=Decimal(1),
+            quantity=1,
+            amount=Decimal(1),
+            customer_hash="CUST-1",
+            validated_at=NOW,
         )
 
 
 def test_rejection_needs_at_least_one_violation() -> None:
     with pytest.raises(ValidationError):
-        RejectedSale(event_id="e", upload_id="u", row_number=1, fields={}, violations=[], rejected_at=NOW)
+        RejectedSale(
+            event_id="e", upload_id="u", row_number=1, fields={}, violations=[], rejected_at=NOW
+        )
     rejected = RejectedSale(
-        event_id="e", upload_id="u", row_number=1, fields={"product": ""},
+        event_id="e",
+        upload_id="u",
+        row_number=1,
+        fields={"product": ""},
         violations=[Violation(field="product", rule="required", message="product is missing")],
         rejected_at=NOW,
     )
@@ -52,8 +71,13 @@ def test_rejection_needs_at_least_one_violation() -> None:
 
 def test_unknown_fields_are_refused() -> None:
     raw = RawSale(
-        upload_id="u", row_number=1, fields={}, field_count=3, column_count=3,
-        source_filename="f.csv", received_at=NOW,
+        upload_id="u",
+        row_number=1,
+        fields={},
+        field_count=3,
+        column_count=3,
+        source_filename="f.csv",
+        received_at=NOW,
     )
     payload = orjson.loads(encode(raw)) | {"surprise": 1}
     with pytest.raises(ValidationError):

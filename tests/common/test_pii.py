@@ -2,7 +2,6 @@ import hashlib
 
 import pytest
 from pydantic import SecretStr, ValidationError
-
 from sales_common.pii import CustomerHasher, PiiSettings
 
 

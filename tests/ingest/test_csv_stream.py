@@ -1,5 +1,4 @@
 import pytest
-
 from ingest.csv_stream import (
     CsvProblem,
     CsvRecordStream,
@@ -72,8 +71,15 @@ def test_header_names_missing_and_unknown_columns() -> None:
 
 
 def test_header_is_normalised_and_optional_columns_allowed() -> None:
-    assert check_header([" Product", "PRICE ", "quantity", "customer_id", "date", "transaction_id"]) == [
-        "product", "price", "quantity", "customer_id", "date", "transaction_id",
+    assert check_header(
+        [" Product", "PRICE ", "quantity", "customer_id", "date", "transaction_id"]
+    ) == [
+        "product",
+        "price",
+        "quantity",
+        "customer_id",
+        "date",
+        "transaction_id",
     ]
 
 

@@ -7,11 +7,11 @@ import uuid
 import asyncpg
 import orjson
 import pytest
-
-from sales_common.events import RawSale, decode
-from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings
 from ingest.config import IngestSettings
 from ingest.main import create_app
+from sales_common.events import RawSale, decode
+from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings
+
 from tests.conftest import DATA
 from tests.helpers import bearer, consume, consume_quiet, serve
 
@@ -19,9 +19,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(kafka_settings: KafkaSettings, postgres_settings: PostgresSettings, auth_settings: AuthSettings) -> IngestSettings:
+def settings(
+    kafka_settings: KafkaSettings, postgres_settings: PostgresSettings, auth_settings: AuthSettings
+) -> IngestSettings:
     return IngestSettings(
-        kafka=kafka_settings, postgres=postgres_settings, auth=auth_settings, environment="test",
+        kafka=kafka_settings,
+        postgres=postgres_settings,
+        auth=auth_settings,
+        environment="test",
         log_json=False,
     )
 
@@ -30,17 +35,22 @@ def csv_body(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-async def test_upload_streams_every_row_to_sales_raw(settings: IngestSettings, database: str) -> None:
+async def test_upload_streams_every_row_to_sales_raw(
+    settings: IngestSettings, database: str
+) -> None:
     async with serve(create_app(settings)) as client:
         response = await client.post(
-            "/api/v1/uploads?filename=sales.csv", content=csv_body("sales.csv"),
+            "/api/v1/uploads?filename=sales.csv",
+            content=csv_body("sales.csv"),
             headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
         )
         assert response.status_code == 202, response.text
         body = response.json()
         assert body["rows"] == 6
         assert body["duplicate"] is False
-        status = await client.get(body["status_url"], headers=bearer(settings.auth, "uploads:write"))
+        status = await client.get(
+            body["status_url"], headers=bearer(settings.auth, "uploads:write")
+        )
         assert status.json()["status"] == "processing"
         assert status.json()["rows_total"] == 6
 
@@ -52,10 +62,13 @@ async def test_upload_streams_every_row_to_sales_raw(settings: IngestSettings, d
     assert all(dict(r.headers)["content-type"] == b"application/json" for r in records)
 
 
-async def test_bad_header_is_422_and_leaves_nothing(settings: IngestSettings, database: str) -> None:
+async def test_bad_header_is_422_and_leaves_nothing(
+    settings: IngestSettings, database: str
+) -> None:
     async with serve(create_app(settings)) as client:
         response = await client.post(
-            "/api/v1/uploads", content=csv_body("invalid.csv"),
+            "/api/v1/uploads",
+            content=csv_body("invalid.csv"),
             headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
         )
     assert response.status_code == 422
@@ -70,23 +83,31 @@ async def test_bad_header_is_422_and_leaves_nothing(settings: IngestSettings, da
         await conn.close()
 
 
-async def test_header_only_file_is_complete_at_once(settings: IngestSettings, database: str) -> None:
+async def test_header_only_file_is_complete_at_once(
+    settings: IngestSettings, database: str
+) -> None:
     async with serve(create_app(settings)) as client:
         response = await client.post(
-            "/api/v1/uploads", content=csv_body("empty.csv"),
+            "/api/v1/uploads",
+            content=csv_body("empty.csv"),
             headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
         )
         assert response.status_code == 202
         assert response.json()["rows"] == 0
-        status = await client.get(response.json()["status_url"], headers=bearer(settings.auth, "uploads:write"))
+        status = await client.get(
+            response.json()["status_url"], headers=bearer(settings.auth, "uploads:write")
+        )
     assert status.json()["status"] == "complete"
 
 
-async def test_invalid_utf8_midway_is_refused_and_aborted(settings: IngestSettings, database: str) -> None:
+async def test_invalid_utf8_midway_is_refused_and_aborted(
+    settings: IngestSettings, database: str
+) -> None:
     body = b"product,price,quantity\n" + b"Halal A,1,1\n" * 5000 + b"Halal \xff,1,1\n"
     async with serve(create_app(settings)) as client:
         response = await client.post(
-            "/api/v1/uploads", content=body,
+            "/api/v1/uploads",
+            content=body,
             headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
         )
     assert response.status_code == 422
@@ -98,9 +119,14 @@ async def test_invalid_utf8_midway_is_refused_and_aborted(settings: IngestSettin
 
 async def test_auth_is_required(settings: IngestSettings, database: str) -> None:
     async with serve(create_app(settings)) as client:
-        no_token = await client.post("/api/v1/uploads", content=b"product,price,quantity\n", headers={"Content-Type": "text/csv"})
+        no_token = await client.post(
+            "/api/v1/uploads",
+            content=b"product,price,quantity\n",
+            headers={"Content-Type": "text/csv"},
+        )
         wrong_scope = await client.post(
-            "/api/v1/uploads", content=b"product,price,quantity\n",
+            "/api/v1/uploads",
+            content=b"product,price,quantity\n",
             headers={**bearer(settings.auth, "sales:read"), "Content-Type": "text/csv"},
         )
     assert no_token.status_code == 401
@@ -110,33 +136,47 @@ async def test_auth_is_required(settings: IngestSettings, database: str) -> None
 
 
 async def test_wrong_content_type_and_too_large(settings: IngestSettings, database: str) -> None:
-    small = settings.model_copy(update={"uploads": settings.uploads.model_copy(update={"max_bytes": 100})})
+    small = settings.model_copy(
+        update={"uploads": settings.uploads.model_copy(update={"max_bytes": 100})}
+    )
     async with serve(create_app(small)) as client:
         auth = bearer(settings.auth, "uploads:write")
-        json_type = await client.post("/api/v1/uploads", content=b"{}", headers={**auth, "Content-Type": "application/json"})
+        json_type = await client.post(
+            "/api/v1/uploads", content=b"{}", headers={**auth, "Content-Type": "application/json"}
+        )
         too_large = await client.post(
-            "/api/v1/uploads", content=b"product,price,quantity\n" + b"Halal A,1,1\n" * 20,
+            "/api/v1/uploads",
+            content=b"product,price,quantity\n" + b"Halal A,1,1\n" * 20,
             headers={**auth, "Content-Type": "text/csv"},
         )
     assert json_type.status_code == 415
     assert too_large.status_code == 413
 
 
-async def test_duplicate_content_and_idempotency_key(settings: IngestSettings, database: str) -> None:
+async def test_duplicate_content_and_idempotency_key(
+    settings: IngestSettings, database: str
+) -> None:
     auth = {**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"}
     async with serve(create_app(settings)) as client:
         first = await client.post("/api/v1/uploads", content=csv_body("sales.csv"), headers=auth)
         again = await client.post("/api/v1/uploads", content=csv_body("sales.csv"), headers=auth)
         key = str(uuid.uuid4())
         keyed = await client.post(
-            "/api/v1/uploads", content=csv_body("malformed.csv"), headers={**auth, "Idempotency-Key": key}
+            "/api/v1/uploads",
+            content=csv_body("malformed.csv"),
+            headers={**auth, "Idempotency-Key": key},
         )
         retried = await client.post(
-            "/api/v1/uploads", content=csv_body("malformed.csv"), headers={**auth, "Idempotency-Key": key}
+            "/api/v1/uploads",
+            content=csv_body("malformed.csv"),
+            headers={**auth, "Idempotency-Key": key},
         )
-        reload_denied = await client.post("/api/v1/uploads?reload=true", content=csv_body("sales.csv"), headers=auth)
+        reload_denied = await client.post(
+            "/api/v1/uploads?reload=true", content=csv_body("sales.csv"), headers=auth
+        )
         reload_ok = await client.post(
-            "/api/v1/uploads?reload=true", content=csv_body("sales.csv"),
+            "/api/v1/uploads?reload=true",
+            content=csv_body("sales.csv"),
             headers={**bearer(settings.auth, "uploads:write", "admin"), "Content-Type": "text/csv"},
         )
     assert first.status_code == 202
@@ -161,7 +201,8 @@ async def test_duplicate_content_and_idempotency_key(settings: IngestSettings, d
 async def test_multipart_upload(settings: IngestSettings, database: str) -> None:
     async with serve(create_app(settings)) as client:
         response = await client.post(
-            "/api/v1/uploads", files={"file": ("malformed.csv", csv_body("malformed.csv"), "text/csv")},
+            "/api/v1/uploads",
+            files={"file": ("malformed.csv", csv_body("malformed.csv"), "text/csv")},
             headers=bearer(settings.auth, "uploads:write"),
         )
     assert response.status_code == 202, response.text

@@ -8,87 +8,135 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
-
-from sales_common.events import RejectedSale, ValidatedSale, Violation, encode, event_id_for
-from sales_common.settings import KafkaSettings, PostgresSettings
 from loader.config import LoaderSettings
 from loader.main import create_app
+from sales_common.events import RejectedSale, ValidatedSale, Violation, encode, event_id_for
+from sales_common.settings import KafkaSettings, PostgresSettings
+
 from tests.helpers import eventually, produce, serve
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
 
 
-def sale(upload: str, row: int, product: str, price: str, quantity: int, txn: str | None = None) -> ValidatedSale:
+def sale(
+    upload: str, row: int, product: str, price: str, quantity: int, txn: str | None = None
+) -> ValidatedSale:
     return ValidatedSale(
-        event_id=event_id_for(upload, row, txn), upload_id=upload, row_number=row, transaction_id=txn,
-        product=product, price=Decimal(price), quantity=quantity,
-        amount=(Decimal(price) * quantity).quantize(Decimal("0.01")), sale_date=date(2026, 11, 1),
+        event_id=event_id_for(upload, row, txn),
+        upload_id=upload,
+        row_number=row,
+        transaction_id=txn,
+        product=product,
+        price=Decimal(price),
+        quantity=quantity,
+        amount=(Decimal(price) * quantity).quantize(Decimal("0.01")),
+        sale_date=date(2026, 11, 1),
         validated_at=NOW,
     )
 
 
 def rejection(upload: str, row: int, rule: str) -> RejectedSale:
     return RejectedSale(
-        event_id=event_id_for(upload, row, None), upload_id=upload, row_number=row, fields={"product": "X"},
-        violations=[Violation(field="product", rule=rule, message="bad")], rejected_at=NOW,
+        event_id=event_id_for(upload, row, None),
+        upload_id=upload,
+        row_number=row,
+        fields={"product": "X"},
+        violations=[Violation(field="product", rule=rule, message="bad")],
+        rejected_at=NOW,
     )
 
 
 @pytest.fixture
 def settings(kafka_settings: KafkaSettings, postgres_settings: PostgresSettings) -> LoaderSettings:
     return LoaderSettings(
-        kafka=kafka_settings, postgres=postgres_settings, group_id=f"loader-{uuid.uuid4().hex[:8]}",
-        environment="test", log_json=False,
+        kafka=kafka_settings,
+        postgres=postgres_settings,
+        group_id=f"loader-{uuid.uuid4().hex[:8]}",
+        environment="test",
+        log_json=False,
     )
+
+
+def pairs(rows: list[asyncpg.Record]) -> dict[object, object]:
+    return {row[0]: row[1] for row in rows}
 
 
 async def create_upload(conn: asyncpg.Connection, upload: str, rows: int) -> None:
     await conn.execute(
-        "INSERT INTO uploads (upload_id, filename, status, rows_total) VALUES ($1, 'f.csv', 'processing', $2)",
-        uuid.UUID(upload), rows,
+        "INSERT INTO uploads (upload_id, filename, status, rows_total)"
+        " VALUES ($1, 'f.csv', 'processing', $2)",
+        uuid.UUID(upload),
+        rows,
     )
 
 
-async def test_batches_land_once_with_aggregates_and_offsets(settings: LoaderSettings, database: str) -> None:
+async def test_batches_land_once_with_aggregates_and_offsets(
+    settings: LoaderSettings, database: str
+) -> None:
     upload = str(uuid.uuid4())
     conn = await asyncpg.connect(database)
     try:
         await create_upload(conn, upload, 5)
-        sales = [sale(upload, 1, "Halal Laptop", "999.99", 2), sale(upload, 2, "Halal Mouse", "24.99", 10),
-                 sale(upload, 3, "Halal Mouse", "24.99", 1)]
+        sales = [
+            sale(upload, 1, "Halal Laptop", "999.99", 2),
+            sale(upload, 2, "Halal Mouse", "24.99", 10),
+            sale(upload, 3, "Halal Mouse", "24.99", 1),
+        ]
         rejections = [rejection(upload, 4, "required"), rejection(upload, 5, "prefix")]
         topics = settings.kafka.topics
         # Every record twice: a replayed stage must not create a second row.
-        await produce(settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in sales * 2])
-        await produce(settings.kafka, topics.rejected, [(r.event_id.encode(), encode(r)) for r in rejections * 2])
+        await produce(
+            settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in sales * 2]
+        )
+        await produce(
+            settings.kafka,
+            topics.rejected,
+            [(r.event_id.encode(), encode(r)) for r in rejections * 2],
+        )
         await produce(settings.kafka, topics.validated, [(b"poison", b"{not json")])
 
         async with serve(create_app(settings)) as client:
             await eventually(
-                lambda: conn.fetchval("SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)),
-                lambda s: s == "complete", what="upload complete",
+                lambda: conn.fetchval(
+                    "SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
+                ),
+                lambda s: s == "complete",
+                what="upload complete",
             )
             await eventually(
                 lambda: conn.fetchval("SELECT count(*) FROM rejections WHERE upload_id IS NULL"),
-                lambda n: n == 1, what="poison record stored",
+                lambda n: n == 1,
+                what="poison record stored",
             )
             metrics = (await client.get("/metrics")).text
 
         assert await conn.fetchval("SELECT count(*) FROM sales") == 3
         assert await conn.fetchval("SELECT count(DISTINCT event_id) FROM sales") == 3
-        status = await conn.fetchrow("SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload))
-        assert (status["valid_count"], status["rejected_count"], status["valid_amount"]) == (3, 2, Decimal("2274.87"))
-        products = dict(await conn.fetch("SELECT product, total_amount FROM product_totals"))
+        status = await conn.fetchrow(
+            "SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
+        )
+        assert status is not None
+        assert (status["valid_count"], status["rejected_count"], status["valid_amount"]) == (
+            3,
+            2,
+            Decimal("2274.87"),
+        )
+        products = pairs(await conn.fetch("SELECT product, total_amount FROM product_totals"))
         assert products == {"Halal Laptop": Decimal("1999.98"), "Halal Mouse": Decimal("274.89")}
         assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 3
-        assert dict(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
-            "required": 1, "prefix": 1, "unreadable": 1,
+        assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
+            "required": 1,
+            "prefix": 1,
+            "unreadable": 1,
         }
-        offsets = dict(await conn.fetch(
-            "SELECT topic, sum(next_offset) FROM consumer_offsets WHERE group_id = $1 GROUP BY topic",
-            settings.group_id,
-        ))
+        offsets = pairs(
+            await conn.fetch(
+                "SELECT topic, sum(next_offset) FROM consumer_offsets"
+                " WHERE group_id = $1 GROUP BY topic",
+                settings.group_id,
+            )
+        )
         assert offsets == {topics.validated: 7, topics.rejected: 4}
         assert 'loader_rows_total{outcome="duplicate",table="sales"} 3.0' in metrics
         assert "loader_consumer_lag_records" in metrics
@@ -96,26 +144,39 @@ async def test_batches_land_once_with_aggregates_and_offsets(settings: LoaderSet
         await conn.close()
 
 
-async def test_resumes_from_offsets_stored_in_postgres(settings: LoaderSettings, database: str) -> None:
+async def test_resumes_from_offsets_stored_in_postgres(
+    settings: LoaderSettings, database: str
+) -> None:
     upload = str(uuid.uuid4())
     conn = await asyncpg.connect(database)
     try:
         await create_upload(conn, upload, 4)
         topics = settings.kafka.topics
         first = [sale(upload, 1, "Halal A", "1.00", 1), sale(upload, 2, "Halal A", "1.00", 1)]
-        await produce(settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in first])
+        await produce(
+            settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in first]
+        )
         async with serve(create_app(settings)):
-            await eventually(lambda: conn.fetchval("SELECT count(*) FROM sales"), lambda n: n == 2, what="2 sales")
+            await eventually(
+                lambda: conn.fetchval("SELECT count(*) FROM sales"),
+                lambda n: n == 2,
+                what="2 sales",
+            )
         # Kafka's committed offsets are only for lag tools: wipe them; the loader must resume
         # from PostgreSQL, so it never re-reads (and never re-counts) the first batch.
         stored = await conn.fetchval("SELECT sum(next_offset) FROM consumer_offsets")
         assert stored == 2
         second = [sale(upload, 3, "Halal A", "1.00", 1), sale(upload, 4, "Halal A", "1.00", 1)]
-        await produce(settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in second])
+        await produce(
+            settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in second]
+        )
         async with serve(create_app(settings.model_copy(update={"group_id": settings.group_id}))):
             await eventually(
-                lambda: conn.fetchval("SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)),
-                lambda s: s == "complete", what="upload complete",
+                lambda: conn.fetchval(
+                    "SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
+                ),
+                lambda s: s == "complete",
+                what="upload complete",
             )
         assert await conn.fetchval("SELECT valid_count FROM uploads") == 4
         assert await conn.fetchval("SELECT sales_count FROM product_totals") == 4
@@ -123,20 +184,34 @@ async def test_resumes_from_offsets_stored_in_postgres(settings: LoaderSettings,
         await conn.close()
 
 
-async def test_reused_transaction_id_is_rejected_not_lost(settings: LoaderSettings, database: str) -> None:
+async def test_reused_transaction_id_is_rejected_not_lost(
+    settings: LoaderSettings, database: str
+) -> None:
     upload = str(uuid.uuid4())
     conn = await asyncpg.connect(database)
     try:
         await create_upload(conn, upload, 2)
-        twins = [sale(upload, 1, "Halal A", "1.00", 1, txn="T-9"), sale(upload, 2, "Halal B", "2.00", 1, txn="T-9")]
-        await produce(settings.kafka, settings.kafka.topics.validated, [(s.event_id.encode(), encode(s)) for s in twins])
+        twins = [
+            sale(upload, 1, "Halal A", "1.00", 1, txn="T-9"),
+            sale(upload, 2, "Halal B", "2.00", 1, txn="T-9"),
+        ]
+        await produce(
+            settings.kafka,
+            settings.kafka.topics.validated,
+            [(s.event_id.encode(), encode(s)) for s in twins],
+        )
         async with serve(create_app(settings)):
             await eventually(
-                lambda: conn.fetchval("SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)),
-                lambda s: s == "complete", what="upload complete",
+                lambda: conn.fetchval(
+                    "SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
+                ),
+                lambda s: s == "complete",
+                what="upload complete",
             )
         assert await conn.fetchval("SELECT count(*) FROM sales") == 1
-        violations = await conn.fetchval("SELECT violations::text FROM rejections WHERE row_number = 2")
+        violations = await conn.fetchval(
+            "SELECT violations::text FROM rejections WHERE row_number = 2"
+        )
         assert '"rule": "duplicate"' in violations
     finally:
         await conn.close()

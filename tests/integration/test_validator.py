@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-
 from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
 from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.settings import KafkaSettings
 from validator.config import ValidatorSettings
 from validator.main import create_app
+
 from tests.helpers import consume, eventually, produce, serve
 
 pytestmark = pytest.mark.integration
@@ -19,8 +19,13 @@ pytestmark = pytest.mark.integration
 
 def raw(upload: str, row: int, **fields: str) -> RawSale:
     return RawSale(
-        upload_id=upload, row_number=row, fields=fields, field_count=len(fields), column_count=len(fields),
-        source_filename="t.csv", received_at=datetime.now(UTC),
+        upload_id=upload,
+        row_number=row,
+        fields=fields,
+        field_count=len(fields),
+        column_count=len(fields),
+        source_filename="t.csv",
+        received_at=datetime.now(UTC),
     )
 
 
@@ -28,20 +33,35 @@ def raw(upload: str, row: int, **fields: str) -> RawSale:
 def settings(kafka_settings: KafkaSettings, pii_settings: PiiSettings) -> ValidatorSettings:
     suffix = uuid.uuid4().hex[:8]
     return ValidatorSettings(
-        kafka=kafka_settings, pii=pii_settings, group_id=f"validator-{suffix}",
-        transactional_id_prefix=f"validator-{suffix}", environment="test", log_json=False,
+        kafka=kafka_settings,
+        pii=pii_settings,
+        group_id=f"validator-{suffix}",
+        transactional_id_prefix=f"validator-{suffix}",
+        environment="test",
+        log_json=False,
     )
 
 
 async def test_rows_are_split_into_validated_and_rejected(settings: ValidatorSettings) -> None:
     upload = str(uuid.uuid4())
     rows = [
-        raw(upload, 1, product="Halal Laptop", price="999.99", quantity="2", customer_id="CUST-SECRET-1"),
-        raw(upload, 2, product="Monitor", price="invalid", quantity="2", customer_id="CUST-SECRET-2"),
+        raw(
+            upload,
+            1,
+            product="Halal Laptop",
+            price="999.99",
+            quantity="2",
+            customer_id="CUST-SECRET-1",
+        ),
+        raw(
+            upload, 2, product="Monitor", price="invalid", quantity="2", customer_id="CUST-SECRET-2"
+        ),
         raw(upload, 3, product="Halal Mouse", price="24.99", quantity="10"),
     ]
     topics = settings.kafka.topics
-    await produce(settings.kafka, topics.raw, [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in rows])
+    await produce(
+        settings.kafka, topics.raw, [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in rows]
+    )
     await produce(settings.kafka, topics.raw, [(b"poison", b"\x00not json at all")])
 
     async with serve(create_app(settings)) as client:
@@ -53,7 +73,8 @@ async def test_rows_are_split_into_validated_and_rejected(settings: ValidatorSet
 
     sales = sorted((decode(ValidatedSale, r.value) for r in validated), key=lambda s: s.row_number)
     assert [(s.row_number, s.product, str(s.amount)) for s in sales] == [
-        (1, "Halal Laptop", "1999.98"), (3, "Halal Mouse", "249.90"),
+        (1, "Halal Laptop", "1999.98"),
+        (3, "Halal Mouse", "249.90"),
     ]
     hasher = CustomerHasher(settings.pii)
     assert sales[0].customer_hash == hasher.hash("CUST-SECRET-1")
@@ -78,15 +99,24 @@ async def test_restart_resumes_from_committed_offsets(settings: ValidatorSetting
     topics = settings.kafka.topics
     upload = str(uuid.uuid4())
     first = [raw(upload, i, product="Halal A", price="1.00", quantity="1") for i in range(1, 51)]
-    await produce(settings.kafka, topics.raw, [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in first])
+    await produce(
+        settings.kafka,
+        topics.raw,
+        [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in first],
+    )
     async with serve(create_app(settings)):
         await consume(settings.kafka, topics.validated, expected=50)
     second = [raw(upload, i, product="Halal A", price="1.00", quantity="1") for i in range(51, 81)]
-    await produce(settings.kafka, topics.raw, [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in second])
+    await produce(
+        settings.kafka,
+        topics.raw,
+        [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in second],
+    )
     async with serve(create_app(settings)):
         records = await eventually(
             lambda: consume(settings.kafka, topics.validated, expected=80, timeout_s=2),
-            lambda found: len(found) >= 80, what="80 validated records",
+            lambda found: len(found) >= 80,
+            what="80 validated records",
         )
     rows = sorted(decode(ValidatedSale, r.value).row_number for r in records)
     assert rows == list(range(1, 81))  # each row exactly once across the restart

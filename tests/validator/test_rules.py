@@ -3,7 +3,6 @@ from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
-
 from sales_common.events import RawSale, RejectedSale, ValidatedSale
 from sales_common.pii import CustomerHasher, PiiSettings
 from validator.config import RuleSettings
@@ -14,11 +13,20 @@ HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))
 RULES = RuleSettings()
 
 
-def raw(row: int = 1, columns: int | None = None, **fields: str) -> RawSale:
+def raw_row(fields: dict[str, str], row: int = 1, columns: int | None = None) -> RawSale:
     return RawSale(
-        upload_id="u1", row_number=row, fields=fields, field_count=len(fields),
-        column_count=columns or len(fields), source_filename="sales.csv", received_at=NOW,
+        upload_id="u1",
+        row_number=row,
+        fields=fields,
+        field_count=len(fields),
+        column_count=columns or len(fields),
+        source_filename="sales.csv",
+        received_at=NOW,
     )
+
+
+def raw(**fields: str) -> RawSale:
+    return raw_row(fields)
 
 
 def rules_broken(result: ValidatedSale | RejectedSale) -> list[tuple[str, str]]:
@@ -38,26 +46,40 @@ def test_valid_row_becomes_a_sale_with_exact_amount() -> None:
     ("fields", "expected"),
     [
         ({"product": "", "price": "29.99", "quantity": "3"}, [("product", "required")]),
-        ({"product": "Monitor", "price": "invalid", "quantity": "2"}, [("product", "prefix"), ("price", "number")]),
-        ({"product": "Headphones", "price": "5.00", "quantity": "150"}, [("product", "prefix"), ("quantity", "range")]),
-        ({"product": "Halal Laptop", "price": "999.99", "quantity": "invalid"}, [("quantity", "integer")]),
+        (
+            {"product": "Monitor", "price": "invalid", "quantity": "2"},
+            [("product", "prefix"), ("price", "number")],
+        ),
+        (
+            {"product": "Headphones", "price": "5.00", "quantity": "150"},
+            [("product", "prefix"), ("quantity", "range")],
+        ),
+        (
+            {"product": "Halal Laptop", "price": "999.99", "quantity": "invalid"},
+            [("quantity", "integer")],
+        ),
         ({"product": "Halal X", "price": "0", "quantity": "1"}, [("price", "positive")]),
         ({"product": "Halal X", "price": "-3.00", "quantity": "1"}, [("price", "positive")]),
         ({"product": "Halal X", "price": "3.456", "quantity": "1"}, [("price", "decimals")]),
         ({"product": "Halal X", "price": "1", "quantity": "0"}, [("quantity", "range")]),
         ({"product": "Halal X", "price": "1", "quantity": "2.5"}, [("quantity", "integer")]),
-        ({"product": "Halal X", "price": "", "quantity": ""}, [("price", "required"), ("quantity", "required")]),
+        (
+            {"product": "Halal X", "price": "", "quantity": ""},
+            [("price", "required"), ("quantity", "required")],
+        ),
         ({"product": "halal x", "price": "1", "quantity": "1"}, [("product", "prefix")]),
         ({"product": "Halal X", "price": "NaN", "quantity": "1"}, [("price", "number")]),
         ({"product": "Halal X", "price": "1e3", "quantity": "1"}, [("price", "number")]),
     ],
 )
-def test_every_broken_rule_is_reported(fields: dict[str, str], expected: list[tuple[str, str]]) -> None:
-    assert rules_broken(validate(raw(**fields), RULES, HASHER, NOW)) == expected
+def test_every_broken_rule_is_reported(
+    fields: dict[str, str], expected: list[tuple[str, str]]
+) -> None:
+    assert rules_broken(validate(raw_row(fields), RULES, HASHER, NOW)) == expected
 
 
 def test_ragged_row_is_rejected_with_field_count() -> None:
-    result = validate(raw(columns=3, product="Halal X", price="1"), RULES, HASHER, NOW)
+    result = validate(raw_row({"product": "Halal X", "price": "1"}, columns=3), RULES, HASHER, NOW)
     assert ("row", "field_count") in rules_broken(result)
 
 
@@ -70,26 +92,41 @@ def test_rules_are_configurable() -> None:
 def test_customer_id_is_replaced_by_hmac_everywhere() -> None:
     good = validate(
         raw(product="Halal X", price="1", quantity="1", customer_id="CUST-1", date="2026-11-01"),
-        RULES, HASHER, NOW,
+        RULES,
+        HASHER,
+        NOW,
     )
     assert isinstance(good, ValidatedSale)
     assert good.customer_hash == HASHER.hash("CUST-1")
     assert good.pii_key_id == "k1"
     assert good.sale_date == date(2026, 11, 1)
-    bad = validate(raw(product="X", price="1", quantity="1", customer_id="CUST-1"), RULES, HASHER, NOW)
+    bad = validate(
+        raw(product="X", price="1", quantity="1", customer_id="CUST-1"), RULES, HASHER, NOW
+    )
     assert isinstance(bad, RejectedSale)
     assert bad.fields["customer_id"] == HASHER.hash("CUST-1")
     assert "CUST-1" not in bad.model_dump_json()
 
 
 def test_transaction_id_gives_the_event_id() -> None:
-    a = validate(raw(product="Halal X", price="1", quantity="1", transaction_id="T-1"), RULES, HASHER, NOW)
-    b = validate(raw(row=7, product="Halal X", price="1", quantity="1", transaction_id="T-1"), RULES, HASHER, NOW)
+    a = validate(
+        raw(product="Halal X", price="1", quantity="1", transaction_id="T-1"), RULES, HASHER, NOW
+    )
+    b = validate(
+        raw_row(
+            {"product": "Halal X", "price": "1", "quantity": "1", "transaction_id": "T-1"}, row=7
+        ),
+        RULES,
+        HASHER,
+        NOW,
+    )
     assert isinstance(a, ValidatedSale)
     assert isinstance(b, ValidatedSale)
     assert a.event_id == b.event_id
 
 
 def test_bad_date_is_reported() -> None:
-    result = validate(raw(product="Halal X", price="1", quantity="1", date="2026-13-05"), RULES, HASHER, NOW)
+    result = validate(
+        raw(product="Halal X", price="1", quantity="1", date="2026-13-05"), RULES, HASHER, NOW
+    )
     assert rules_broken(result) == [("date", "date")]

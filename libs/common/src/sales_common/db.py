@@ -15,9 +15,7 @@ from sales_common.settings import PostgresSettings
 # Annotation-only aliases (asyncpg's classes are generic in the stubs, not at run time).
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 # What `pool.acquire()` hands out; behaves as a connection.
-Connection: TypeAlias = (
-    "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
-)
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
 
 
 def ssl_option(settings: PostgresSettings) -> ssl.SSLContext | bool:

@@ -1,11 +1,11 @@
 """devstack: run the whole pipeline on this machine without containers.
 
-    devstack up        start Kafka, PostgreSQL, topics, migrations and the four services
-    devstack down      stop everything, keep the data
-    devstack run       up, upload data/sales.csv, wait, print the dashboard summary
-    devstack status    what runs where
-    devstack clean     down and delete .stack (data, logs, jars, secrets)
-    devstack schemas   write docs/schemas/*.json from the contracts (--check: fail if stale)
+devstack up        start Kafka, PostgreSQL, topics, migrations and the four services
+devstack down      stop everything, keep the data
+devstack run       up, upload data/sales.csv, wait, print the dashboard summary
+devstack status    what runs where
+devstack clean     down and delete .stack (data, logs, jars, secrets)
+devstack schemas   write docs/schemas/*.json from the contracts (--check: fail if stale)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from sales_common.events import TOPIC_MODELS
 from sales_common.kafka import ensure_topics, with_backoff
 from sales_common.settings import KafkaSettings, PostgresSettings
+
 from devstack import kafka, postgres, processes, services
 from devstack.client import PipelineClient
 from devstack.config import REPO_ROOT, StackConfig
@@ -95,9 +96,12 @@ def run(config: StackConfig, csv: Path) -> int:
 
 
 def status(config: StackConfig) -> None:
-    print(f"kafka      {config.bootstrap_servers:<24} pid {processes.read_pid(config.run_dir / 'kafka.pid')}")
+    kafka_pid = processes.read_pid(config.run_dir / "kafka.pid")
+    print(f"kafka      {config.bootstrap_servers:<24} pid {kafka_pid}")
     pg_up = (postgres.data_dir(config) / "postmaster.pid").exists()
-    print(f"postgres   {config.host}:{config.postgres_port:<14} {'running' if pg_up else 'stopped'}")
+    print(
+        f"postgres   {config.host}:{config.postgres_port:<14} {'running' if pg_up else 'stopped'}"
+    )
     for name in services.SERVICES:
         url = config.service_url(name)
         print(f"{name:<10} {url:<24} {'ready' if services.ready(url) else 'not ready'}")
@@ -124,7 +128,9 @@ def schemas(check: bool) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up")
     sub.add_parser("down")

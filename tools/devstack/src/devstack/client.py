@@ -20,7 +20,11 @@ class PipelineClient:
         self._http.close()
 
     def token(self, client_id: str, client_secret: str, scope: str | None = None) -> str:
-        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
         if scope:
             form["scope"] = scope
         response = self._http.post(f"{self.dashboard_url}/oauth/token", data=form)
@@ -28,7 +32,11 @@ class PipelineClient:
         return str(response.json()["access_token"])
 
     def upload(
-        self, path: Path, token: str, idempotency_key: str | None = None, chunk_bytes: int = 256 * 1024
+        self,
+        path: Path,
+        token: str,
+        idempotency_key: str | None = None,
+        chunk_bytes: int = 256 * 1024,
     ) -> httpx.Response:
         def chunks() -> Iterator[bytes]:
             with open(path, "rb") as handle:
@@ -61,7 +69,9 @@ class PipelineClient:
             if status["status"] in ("complete", "failed"):
                 return status
             if time.monotonic() > deadline:
-                raise TimeoutError(f"upload {upload_id} still {status['status']} after {timeout_s}s")
+                raise TimeoutError(
+                    f"upload {upload_id} still {status['status']} after {timeout_s}s"
+                )
             time.sleep(0.1)
 
     def summary(self, token: str) -> dict[str, Any]:

@@ -15,15 +15,24 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class StackConfig:
-    root: Path = field(default_factory=lambda: Path(os.environ.get("STACK_DIR", REPO_ROOT / ".stack")))
+    root: Path = field(
+        default_factory=lambda: Path(os.environ.get("STACK_DIR", REPO_ROOT / ".stack"))
+    )
     host: str = "127.0.0.1"
     kafka_port: int = field(default_factory=lambda: _env_int("KAFKA_PORT", 9092))
-    kafka_controller_port: int = field(default_factory=lambda: _env_int("KAFKA_CONTROLLER_PORT", 9093))
+    kafka_controller_port: int = field(
+        default_factory=lambda: _env_int("KAFKA_CONTROLLER_PORT", 9093)
+    )
     postgres_port: int = field(default_factory=lambda: _env_int("POSTGRES_PORT", 5432))
     service_ports: dict[str, int] = field(
         default_factory=lambda: {
             name: _env_int(f"{name.upper()}_PORT", port)
-            for name, port in (("ingest", 8001), ("validator", 8002), ("loader", 8003), ("dashboard", 8004))
+            for name, port in (
+                ("ingest", 8001),
+                ("validator", 8002),
+                ("loader", 8003),
+                ("dashboard", 8004),
+            )
         }
     )
 

@@ -33,7 +33,9 @@ logger.apache.level = WARN
 """
 
 
-def server_properties(config: StackConfig, data_dir: Path, extra: dict[str, str] | None = None) -> str:
+def server_properties(
+    config: StackConfig, data_dir: Path, extra: dict[str, str] | None = None
+) -> str:
     host = config.host
     props = {
         "process.roles": "broker,controller",
@@ -79,8 +81,14 @@ def install(config: StackConfig) -> None:
         shutil.rmtree(libs)
     subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-            f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
         ],
         check=True,
     )
@@ -89,9 +97,15 @@ def install(config: StackConfig) -> None:
 
 def _java(config: StackConfig, main_class: str, *args: str) -> list[str]:
     return [
-        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        "java",
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={config.kafka_dir / 'log4j2.properties'}",
-        "-cp", f"{libs_dir(config)}/*", main_class, *args,
+        "-cp",
+        f"{libs_dir(config)}/*",
+        main_class,
+        *args,
     ]
 
 
@@ -118,13 +132,23 @@ def start(config: StackConfig) -> None:
     )
     if not (data_dir / "meta.properties").exists():
         subprocess.run(
-            _java(config, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                  "-c", str(properties), "--ignore-formatted"),
-            check=True, stdout=subprocess.DEVNULL,
+            _java(
+                config,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(properties),
+                "--ignore-formatted",
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     processes.spawn(
         _java(config, "kafka.Kafka", str(properties)),
-        pid_file, config.log_dir / "kafka.log",
+        pid_file,
+        config.log_dir / "kafka.log",
     )
     processes.wait_until(
         lambda: is_listening(config.host, config.kafka_port), 90, "Kafka to listen"

@@ -84,11 +84,21 @@ def start(config: StackConfig, app_password: str) -> None:
         pgdata.mkdir(parents=True, exist_ok=True)
         _own(config.postgres_dir)
         subprocess.run(
-            _as_db_user([
-                str(binaries / "initdb"), "-D", str(pgdata), "-U", "postgres",
-                "--auth-local=trust", "--auth-host=trust", "--encoding=UTF8", "--no-locale",
-            ]),
-            check=True, stdout=subprocess.DEVNULL,
+            _as_db_user(
+                [
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         # Local superuser by socket; applications authenticate with a password over TCP.
         (pgdata / "pg_hba.conf").write_text(
@@ -110,13 +120,28 @@ def start(config: StackConfig, app_password: str) -> None:
             " -c max_connections=200 -c shared_buffers=256MB -c fsync=on"
         )
         subprocess.run(
-            _as_db_user([
-                str(binaries / "pg_ctl"), "-D", str(pgdata), "-l", str(log_file),
-                "-o", options, "-w", "-t", "60", "start",
-            ]),
-            check=True, stdout=subprocess.DEVNULL,
+            _as_db_user(
+                [
+                    str(binaries / "pg_ctl"),
+                    "-D",
+                    str(pgdata),
+                    "-l",
+                    str(log_file),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-    _psql(config, binaries, f"""
+    _psql(
+        config,
+        binaries,
+        f"""
         DO $$ BEGIN
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sales') THEN
                 CREATE ROLE sales LOGIN PASSWORD '{app_password}' CREATEDB;
@@ -124,7 +149,8 @@ def start(config: StackConfig, app_password: str) -> None:
                 ALTER ROLE sales PASSWORD '{app_password}';
             END IF;
         END $$;
-    """)
+    """,
+    )
     exists = _psql(config, binaries, "SELECT 1 FROM pg_database WHERE datname = 'sales'")
     if not exists.strip():
         _psql(config, binaries, "CREATE DATABASE sales OWNER sales")
@@ -138,10 +164,28 @@ def _own_file(path: Path) -> None:
 
 def _psql(config: StackConfig, binaries: Path, sql: str) -> str:
     result = subprocess.run(
-        [str(binaries / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-         "-h", config.host, "-p", str(config.postgres_port), "-U", "postgres", "-d", "postgres",
-         "-c", sql],
-        check=True, capture_output=True, text=True,
+        [
+            str(binaries / "psql"),
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            config.host,
+            "-p",
+            str(config.postgres_port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout
 
@@ -152,6 +196,7 @@ def stop(config: StackConfig) -> bool:
         return False
     subprocess.run(
         _as_db_user([str(bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
-        check=False, stdout=subprocess.DEVNULL,
+        check=False,
+        stdout=subprocess.DEVNULL,
     )
     return True

@@ -27,10 +27,12 @@ class StackSecrets:
     client_secret_hashes: dict[str, str]
 
     def clients_json(self) -> str:
-        return json.dumps({
-            client: {"secret_hash": self.client_secret_hashes[client], "scopes": scopes}
-            for client, scopes in CLIENT_SCOPES.items()
-        })
+        return json.dumps(
+            {
+                client: {"secret_hash": self.client_secret_hashes[client], "scopes": scopes}
+                for client, scopes in CLIENT_SCOPES.items()
+            }
+        )
 
 
 def generate() -> StackSecrets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -33,7 +34,6 @@ def service_env(
     prefix = name.upper()
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
         f"{prefix}_PORT": str(port),
         f"{prefix}_ENVIRONMENT": "development",
         f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
@@ -56,12 +56,8 @@ def service_env(
     return env
 
 
-def command(name: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "--factory", f"{name}.main:create_app",
-        "--host", host, "--port", str(port), "--no-access-log",
-        "--timeout-graceful-shutdown", "25",
-    ]
+def command(name: str) -> list[str]:
+    return [sys.executable, "-m", name]
 
 
 def start(
@@ -72,15 +68,14 @@ def start(
     run_dir: Path,
     log_dir: Path,
     instance: str = "",
-) -> int:
+) -> subprocess.Popen[bytes] | None:
+    """Start one service process; None when it already runs."""
     label = f"{name}{instance}"
     pid_file = run_dir / f"{label}.pid"
-    running = processes.read_pid(pid_file)
-    if running:
-        return running
+    if processes.read_pid(pid_file):
+        return None
     env = service_env(name, port, endpoints, secrets, log_dir / f"{label}.jsonl")
-    process = processes.spawn(command(name, port), pid_file, log_dir / f"{label}.out", env=env)
-    return process.pid
+    return processes.spawn(command(name), pid_file, log_dir / f"{label}.out", env=env)
 
 
 def ready(url: str) -> bool:

@@ -1,0 +1,40 @@
+"""Run a service under uvicorn: `python -m <service>`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from sales_common.settings import ServiceSettings
+
+# Longer than a batch in flight, shorter than the orchestrator's grace period (30 s).
+GRACEFUL_SHUTDOWN_S = 25
+
+
+class GracefulServer(uvicorn.Server):
+    """Exits 0 after a graceful SIGTERM shutdown.
+
+    uvicorn re-raises the captured signal once it has shut down, so the process would end
+    "killed by SIGTERM" even though it drained cleanly; a clean drain is success.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True  # a second signal: stop waiting
+        self.should_exit = True
+
+
+def serve(create_app: Callable[[], FastAPI], settings: ServiceSettings) -> None:
+    config = uvicorn.Config(
+        create_app,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # configure_logging() owns the handlers
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        proxy_headers=True,
+    )
+    GracefulServer(config).run()
