@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from devstack import services
 from devstack.client import PipelineClient
+from devstack.processes import wait_until
 from devstack.secrets import StackSecrets, generate
 from sales_common.kafka import ensure_topics
 from sales_common.settings import KafkaSettings, TopicSettings
@@ -174,15 +176,29 @@ def test_expected_outcomes(pipeline: Pipeline) -> None:
             ).status_code
             == 403
         )
-        metrics = {name: http.get(f"{url}/metrics").text for name, url in pipeline.urls.items()}
-    assert 'ingest_uploads_total{outcome="accepted"} 3.0' in metrics["ingest"]
-    assert 'ingest_uploads_total{outcome="refused"} 1.0' in metrics["ingest"]
-    assert 'sales_processed_total{outcome="valid"} 4.0' in metrics["validator"]
-    assert 'sales_processed_total{outcome="stored_rejected"} 4.0' in metrics["loader"]
-    assert (
-        'http_requests_total{handler="/api/v1/summary",method="GET",status="2xx"}'
-        in metrics["dashboard"]
-    )
+        expected_metrics = {
+            "ingest": [
+                'ingest_uploads_total{outcome="accepted"} 3.0',
+                'ingest_uploads_total{outcome="refused"} 1.0',
+            ],
+            "validator": ['sales_processed_total{outcome="valid"} 4.0'],
+            "loader": [
+                'sales_processed_total{outcome="stored_rejected"} 4.0',
+                'sales_processed_total{outcome="stored_valid"} 4.0',
+            ],
+            "dashboard": [
+                'http_requests_total{handler="/api/v1/summary",method="GET",status="2xx"}'
+            ],
+        }
+        for name, lines in expected_metrics.items():
+            # A counter moves just after the commit it counts: poll, bounded.
+            url = f"{pipeline.urls[name]}/metrics"
+            wait_until(partial(_shows_all, http, url, lines), 10, f"{name} metrics {lines}")
+
+
+def _shows_all(http: httpx.Client, url: str, lines: list[str]) -> bool:
+    text = http.get(url).text
+    return all(line in text for line in lines)
 
 
 def test_raw_customer_ids_never_leave_sales_raw(pipeline: Pipeline) -> None:

@@ -168,10 +168,6 @@ class LoaderLoop:
             return retry
 
         sales_in, rejections_in = await with_backoff(attempt, "store batch", transient=transient)
-        for tp, records in batches.items():
-            self.positions[tp] = records[-1].offset + 1
-        with contextlib.suppress(KafkaError):  # for lag tools only; the database is the truth
-            await self.consumer.commit({tp: self.positions[tp] for tp in batches})
 
         elapsed = time.monotonic() - started
         m = self._metrics
@@ -190,6 +186,10 @@ class LoaderLoop:
             partitions=len(batches),
             ms=round(elapsed * 1000, 1),
         )
+        for tp, records in batches.items():
+            self.positions[tp] = records[-1].offset + 1
+        with contextlib.suppress(KafkaError):  # for lag tools only; the database is the truth
+            await self.consumer.commit({tp: self.positions[tp] for tp in batches})
 
 
 def _reused_transaction_id(row: asyncpg.Record, now: datetime) -> RejectedSale:
