@@ -81,6 +81,8 @@ class LoaderLoop:
         self._stopping = asyncio.Event()
         self.lock = asyncio.Lock()
         self.positions: dict[TopicPartition, int] = {}
+        # Bumped by every assignment: a batch fetched before it may predate our seek.
+        self.assignment_epoch = 0
         topics = settings.kafka.topics
         self._validated, self._rejected = topics.validated, topics.rejected
         self.consumer = AIOKafkaConsumer(
@@ -100,22 +102,24 @@ class LoaderLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
+                epoch = self.assignment_epoch
                 batches = await self.consumer.getmany(
                     timeout_ms=self._settings.fetch_timeout_ms,
                     max_records=self._settings.max_batch_records,
                 )
                 if batches:
                     async with self.lock:
-                        # Drop partitions revoked while we were fetching.
-                        owned = {tp: r for tp, r in batches.items() if tp in self.positions}
-                        if owned:
-                            await self._store(owned)
+                        # A rebalance during the fetch re-sought every partition to its stored
+                        # offset: this batch is stale, the records will be fetched again.
+                        if epoch == self.assignment_epoch:
+                            await self._store(batches)
                 update_lag(self.consumer, self._metrics.lag, self.positions)
         finally:
             await self.consumer.stop()
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         async with self.lock:
+            self.assignment_epoch += 1
             stored = await with_backoff(
                 lambda: self._repo.stored_offsets(sorted({tp.topic for tp in partitions})),
                 "read stored offsets",
@@ -123,12 +127,10 @@ class LoaderLoop:
             )
             for tp in partitions:
                 offset = stored.get((tp.topic, tp.partition))
-                if offset is None:
-                    await self.consumer.seek_to_beginning(tp)
-                    self.positions[tp] = 0
-                else:
+                if offset is not None:
                     self.consumer.seek(tp, offset)
-                    self.positions[tp] = offset
+                # else: a fresh assignment starts from auto_offset_reset ("earliest")
+                self.positions[tp] = offset or 0
             log.info(
                 "partitions_assigned",
                 partitions=[f"{tp.topic}/{tp.partition}" for tp in partitions],

@@ -67,6 +67,8 @@ class ValidatorLoop:
         self._hasher = CustomerHasher(settings.pii)
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._positions: dict[TopicPartition, int] = {}
+        # Bumped by every assignment: a batch fetched before it may predate our seek.
+        self._assignment_epoch = 0
         # Held while a transaction is in flight, so a rebalance waits for it to finish.
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -88,6 +90,7 @@ class ValidatorLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
+                epoch = self._assignment_epoch
                 batches = await self.consumer.getmany(
                     timeout_ms=500, max_records=self._settings.max_batch_records
                 )
@@ -95,7 +98,9 @@ class ValidatorLoop:
                     if self._stopping.is_set():
                         break
                     async with self._lock:
-                        if tp in self._producers:  # still ours
+                        # After a rebalance the partition was re-sought to its committed
+                        # offset; records fetched before that would be produced twice.
+                        if epoch == self._assignment_epoch and tp in self._producers:
                             await self._process(tp, records)
                 update_lag(self.consumer, self._metrics.lag, self._positions)
         finally:
@@ -105,6 +110,7 @@ class ValidatorLoop:
 
     async def acquire(self, partitions: list[TopicPartition]) -> None:
         async with self._lock:
+            self._assignment_epoch += 1
             for tp in partitions:
                 producer = AIOKafkaProducer(
                     **self._settings.kafka.client_options(),
@@ -116,6 +122,8 @@ class ValidatorLoop:
                 # start() runs InitProducerId: fences the previous owner of this partition.
                 await with_backoff(producer.start, "producer start", max_s=5)
                 self._producers[tp] = producer
+                # Without a committed offset the fresh assignment starts from
+                # auto_offset_reset ("earliest"); a batch dropped as stale is fetched again.
                 committed = await self.consumer.committed(tp)
                 if committed is not None:
                     self.consumer.seek(tp, committed)
