@@ -207,3 +207,47 @@ async def test_multipart_upload(settings: IngestSettings, database: str) -> None
         )
     assert response.status_code == 202, response.text
     assert response.json()["rows"] == 2
+
+
+async def test_broker_unreachable_is_503_with_retry_after(
+    settings: IngestSettings, database: str
+) -> None:
+    down = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:1"})}
+    )
+    key = str(uuid.uuid4())
+    async with serve(create_app(down)) as client:
+        ready = await client.get("/readyz")
+        response = await client.post(
+            "/api/v1/uploads",
+            content=csv_body("sales.csv"),
+            headers={
+                **bearer(settings.auth, "uploads:write"),
+                "Content-Type": "text/csv",
+                "Idempotency-Key": key,
+            },
+        )
+        live = await client.get("/healthz")
+    assert ready.status_code == 503
+    assert "kafka" in ready.json()["failing"]
+    assert live.status_code == 200
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    conn = await asyncpg.connect(database)
+    try:
+        assert await conn.fetchval("SELECT status FROM uploads") == "failed"
+    finally:
+        await conn.close()
+    # The retry, with the broker back, takes the same upload over and completes it.
+    async with serve(create_app(settings)) as client:
+        retry = await client.post(
+            "/api/v1/uploads",
+            content=csv_body("sales.csv"),
+            headers={
+                **bearer(settings.auth, "uploads:write"),
+                "Content-Type": "text/csv",
+                "Idempotency-Key": key,
+            },
+        )
+    assert retry.status_code == 202
+    assert len(await consume(settings.kafka, settings.kafka.topics.raw, expected=6)) == 6

@@ -21,7 +21,7 @@ from sales_common.events import TOPIC_MODELS
 from sales_common.kafka import ensure_topics, with_backoff
 from sales_common.settings import KafkaSettings, PostgresSettings
 
-from devstack import kafka, postgres, processes, services
+from devstack import generate, kafka, postgres, processes, services
 from devstack.client import PipelineClient
 from devstack.config import REPO_ROOT, StackConfig
 from devstack.secrets import StackSecrets, load_or_create
@@ -139,6 +139,11 @@ def main() -> None:
     sub.add_parser("status")
     sub.add_parser("clean")
     sub.add_parser("infra", help="only Kafka, PostgreSQL, topics and migrations")
+    gen = sub.add_parser("generate")
+    gen.add_argument("rows", type=int)
+    gen.add_argument("out", type=Path)
+    gen.add_argument("--invalid-share", type=float, default=0.1)
+    gen.add_argument("--seed", type=int, default=7)
     schema_parser = sub.add_parser("schemas")
     schema_parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
@@ -157,6 +162,8 @@ def main() -> None:
         elif args.command == "clean":
             down(config)
             shutil.rmtree(config.root, ignore_errors=True)
+        elif args.command == "generate":
+            generate.write(args.out, args.rows, args.invalid_share, args.seed)
         elif args.command == "schemas":
             sys.exit(schemas(args.check))
     except processes.StackError as exc:

@@ -1,0 +1,58 @@
+"""Deterministic sales CSV files of any size, for tests and benchmarks.
+
+The same (rows, invalid_share, seed) always gives the same bytes. Invalid rows break one or
+two rules each, in rotation, so every rule is exercised.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+HEADER = "transaction_id,date,customer_id,product,price,quantity\n"
+PRODUCTS = (
+    "Halal Dates",
+    "Halal Olive Oil",
+    "Halal Honey",
+    "Halal Rice",
+    "Halal Lamb",
+    "Halal Tea",
+)
+_INVALID = (
+    lambda r: ("Pork Chops", r[1], r[2]),  # prefix
+    lambda r: ("", r[1], r[2]),  # required
+    lambda r: (r[0], "abc", r[2]),  # number
+    lambda r: (r[0], "-1.00", r[2]),  # positive
+    lambda r: (r[0], "1.234", r[2]),  # decimals
+    lambda r: (r[0], r[1], "0"),  # range
+    lambda r: (r[0], r[1], "101"),  # range
+    lambda r: (r[0], r[1], "2.5"),  # integer
+    lambda r: ("Monitor", "invalid", r[2]),  # prefix + number
+)
+
+
+def rows(count: int, invalid_share: float = 0.1, seed: int = 7) -> Iterator[str]:
+    rng = random.Random(seed)
+    start = date(2026, 1, 1)
+    every = round(1 / invalid_share) if invalid_share > 0 else 0
+    for n in range(1, count + 1):
+        values = (
+            rng.choice(PRODUCTS),
+            f"{rng.randint(100, 99_999) / 100:.2f}",
+            str(rng.randint(1, 100)),
+        )
+        if every and n % every == 0:
+            values = _INVALID[(n // every) % len(_INVALID)](values)
+        product, price, quantity = values
+        day = start + timedelta(days=n % 300)
+        customer = f"CUST-{rng.randint(1, 50_000):06d}"
+        yield f"T{seed}-{n:09d},{day.isoformat()},{customer},{product},{price},{quantity}\n"
+
+
+def write(path: Path, count: int, invalid_share: float = 0.1, seed: int = 7) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(HEADER)
+        handle.writelines(rows(count, invalid_share, seed))
+    return path
