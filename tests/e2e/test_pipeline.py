@@ -5,12 +5,7 @@ Mirrors the expected-outcomes table of the product brief, row by row.
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -19,14 +14,11 @@ import asyncpg
 import httpx
 import pytest
 from devstack import services
-from devstack.client import PipelineClient
 from devstack.processes import wait_until
-from devstack.secrets import StackSecrets, generate
-from sales_common.kafka import ensure_topics
-from sales_common.settings import KafkaSettings, TopicSettings
 
-from tests.conftest import ARTIFACTS, DATA, Infrastructure
+from tests.conftest import DATA, Infrastructure
 from tests.helpers import consume_quiet
+from tests.stack import RunningPipeline
 
 pytestmark = pytest.mark.e2e
 RAW_CUSTOMER_IDS = sorted(
@@ -38,62 +30,16 @@ RAW_CUSTOMER_IDS = sorted(
 )
 
 
-@dataclass
-class Pipeline:
-    client: PipelineClient
-    secrets: StackSecrets
-    urls: dict[str, str]
-    processes: dict[str, subprocess.Popen[bytes]]
-    log_dir: Path
-    kafka: KafkaSettings
-    database: str
-
-    def token(self, client_id: str) -> str:
-        return self.client.token(client_id, self.secrets.client_secrets[client_id])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def pipeline(infrastructure: Infrastructure, database: str, tmp_path: Path) -> Iterator[Pipeline]:
-    import asyncio
-
-    suffix = uuid.uuid4().hex[:8]
-    topics = TopicSettings(
-        raw=f"e{suffix}.raw", validated=f"e{suffix}.validated", rejected=f"e{suffix}.rejected"
-    )
-    kafka = KafkaSettings(bootstrap_servers=infrastructure.bootstrap_servers, topics=topics)
-    asyncio.run(ensure_topics(kafka))
-    secrets = generate()
-    endpoints = services.Endpoints(
-        bootstrap_servers=infrastructure.bootstrap_servers,
-        database_url=database,
-        topics=topics.model_dump(),
-        group_suffix=f"-{suffix}",
-    )
-    log_dir = ARTIFACTS / f"e2e-{suffix}"
-    ports = {name: free_port() for name in services.SERVICES}
-    started: dict[str, subprocess.Popen[bytes]] = {}
+def pipeline(
+    infrastructure: Infrastructure, database: str, tmp_path: Path
+) -> Iterator[RunningPipeline]:
+    running = RunningPipeline(infrastructure, database, tmp_path)
     try:
-        for name in services.SERVICES:
-            process = services.start(name, ports[name], endpoints, secrets, tmp_path, log_dir)
-            assert process is not None
-            started[name] = process
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        for url in urls.values():
-            services.wait_ready(url, timeout_s=60)
-        client = PipelineClient(urls["ingest"], urls["dashboard"])
-        yield Pipeline(client, secrets, urls, started, log_dir, kafka, database)
-        client.close()
+        running.start_all()
+        yield running
     finally:
-        for process in started.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        exit_codes = {name: process.wait(timeout=40) for name, process in started.items()}
+        exit_codes = running.stop_all()
     assert exit_codes == dict.fromkeys(services.SERVICES, 0), (
         "SIGTERM must stop every service cleanly"
     )
@@ -105,7 +51,7 @@ def reasons(detail: dict[str, object]) -> dict[int, list[str]]:
     return {r["row_number"]: [v["rule"] for v in r["violations"]] for r in rows}
 
 
-def test_expected_outcomes(pipeline: Pipeline) -> None:
+def test_expected_outcomes(pipeline: RunningPipeline) -> None:
     client = pipeline.client
     uploader = pipeline.token("uploader")
     viewer = pipeline.token("viewer")
@@ -162,7 +108,7 @@ def test_expected_outcomes(pipeline: Pipeline) -> None:
         body = (DATA / "sales.csv").read_bytes()
         assert (
             http.post(
-                f"{pipeline.urls['ingest']}/api/v1/uploads",
+                f"{pipeline.url('ingest')}/api/v1/uploads",
                 content=body,
                 headers={"Content-Type": "text/csv"},
             ).status_code
@@ -170,7 +116,7 @@ def test_expected_outcomes(pipeline: Pipeline) -> None:
         )
         assert (
             http.post(
-                f"{pipeline.urls['ingest']}/api/v1/uploads",
+                f"{pipeline.url('ingest')}/api/v1/uploads",
                 content=body,
                 headers={"Content-Type": "text/csv", "Authorization": f"Bearer {viewer}"},
             ).status_code
@@ -192,7 +138,7 @@ def test_expected_outcomes(pipeline: Pipeline) -> None:
         }
         for name, lines in expected_metrics.items():
             # A counter moves just after the commit it counts: poll, bounded.
-            url = f"{pipeline.urls[name]}/metrics"
+            url = f"{pipeline.url(name)}/metrics"
             wait_until(partial(_shows_all, http, url, lines), 10, f"{name} metrics {lines}")
 
 
@@ -201,7 +147,7 @@ def _shows_all(http: httpx.Client, url: str, lines: list[str]) -> bool:
     return all(line in text for line in lines)
 
 
-def test_raw_customer_ids_never_leave_sales_raw(pipeline: Pipeline) -> None:
+def test_raw_customer_ids_never_leave_sales_raw(pipeline: RunningPipeline) -> None:
     import asyncio
 
     uploader = pipeline.token("uploader")
@@ -213,7 +159,7 @@ def test_raw_customer_ids_never_leave_sales_raw(pipeline: Pipeline) -> None:
     assert RAW_CUSTOMER_IDS, "the sample must carry customer ids"
 
     async def everything_downstream() -> str:
-        topics = pipeline.kafka.topics
+        topics = pipeline.topics
         records = await consume_quiet(pipeline.kafka, topics.validated)
         records += await consume_quiet(pipeline.kafka, topics.rejected)
         raw = await consume_quiet(pipeline.kafka, topics.raw)

@@ -37,6 +37,18 @@ class KafkaSettings(BaseModel):
     ssl_cafile: str | None = None
     topics: TopicSettings = Field(default_factory=TopicSettings)
     request_timeout_ms: int = 15_000
+    # How fast the group notices a dead member (kill -9): the broker's
+    # group.min.session.timeout.ms bounds it from below (6 s by default).
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+
+    def consumer_options(self) -> dict[str, object]:
+        """client_options() plus group liveness settings, for consumers."""
+        return {
+            **self.client_options(),
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+        }
 
     def client_options(self) -> dict[str, object]:
         """Keyword arguments understood by every aiokafka client."""

@@ -86,7 +86,7 @@ class LoaderLoop:
         topics = settings.kafka.topics
         self._validated, self._rejected = topics.validated, topics.rejected
         self.consumer = AIOKafkaConsumer(
-            **settings.kafka.client_options(),
+            **settings.kafka.consumer_options(),
             group_id=settings.group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -73,7 +73,7 @@ class ValidatorLoop:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self.consumer = AIOKafkaConsumer(
-            **settings.kafka.client_options(),
+            **settings.kafka.consumer_options(),
             group_id=settings.group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -26,6 +26,9 @@ class Endpoints:
     database_url: str
     topics: Mapping[str, str] = field(default_factory=dict)
     group_suffix: str = ""
+    # Further settings, named without the service prefix,
+    # e.g. {"KAFKA__SESSION_TIMEOUT_MS": "2000"}.
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 def service_env(
@@ -41,6 +44,8 @@ def service_env(
     }
     for role, topic in endpoints.topics.items():
         env[f"{prefix}_KAFKA__TOPICS__{role.upper()}"] = topic
+    for key, value in endpoints.settings.items():
+        env[f"{prefix}_{key}"] = value
     if log_file is not None:
         env["LOG_FILE"] = str(log_file)
     if name in ("ingest", "dashboard"):

@@ -1,0 +1,323 @@
+"""Exactly once under faults: real broker, real database, real service processes.
+
+Each test streams a generated 200,000-row file, injects its fault repeatedly, then asks the
+independent checker: every row of every accepted upload is in exactly one of `sales` or
+`rejections`, totals match the CSV, and a read_committed reader of sales.validated sees each
+event once. Fault timing is random (seeded per run and printed); waits are bounded polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from devstack import kafka as local_kafka
+from devstack import postgres as local_postgres
+from devstack.processes import wait_until
+from devstack.secrets import load_or_create
+from devstack.services import ready
+
+from tests.reliability.checker import Verdict, check
+from tests.stack import RunningPipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+SEED = random.randrange(1 << 30)
+rng = random.Random(SEED)
+
+
+def upload(pipeline: RunningPipeline, path: Path, key: str | None = None) -> httpx.Response:
+    return pipeline.client.upload(path, pipeline.token("uploader"), idempotency_key=key)
+
+
+def status(pipeline: RunningPipeline, upload_id: str) -> str:
+    try:
+        return str(pipeline.client.upload_status(upload_id, pipeline.token("uploader"))["status"])
+    except httpx.HTTPError:
+        return "unknown"
+
+
+def wait_complete(
+    pipeline: RunningPipeline, upload_ids: list[str], timeout_s: float = 300
+) -> float:
+    started = time.monotonic()
+    token = pipeline.token("uploader")
+    for upload_id in upload_ids:
+        pipeline.client.wait_complete(upload_id, token, timeout_s=timeout_s)
+    return time.monotonic() - started
+
+
+def verify(pipeline: RunningPipeline, uploads: dict[str, Path]) -> Verdict:
+    verdict = asyncio.run(check(pipeline.database, pipeline.kafka, uploads))
+    assert verdict.problems == [], f"seed {SEED}: {verdict.problems}"
+    assert (verdict.lost, verdict.duplicated) == (0, 0), f"seed {SEED}"
+    return verdict
+
+
+def record(
+    report: dict[str, Any], fault: str, injected: int, verdict: Verdict, recovery_s: float
+) -> None:
+    report.update(
+        fault=fault,
+        injected=injected,
+        rows=verdict.rows,
+        lost=verdict.lost,
+        duplicated=verdict.duplicated + verdict.topic_duplicates,
+        recovery_s=recovery_s,
+        seed=SEED,
+    )
+
+
+def kill_repeatedly(pipeline: RunningPipeline, label: str, upload_id: str, times: int) -> int:
+    """kill -9 `label` at random moments while the upload is still being processed."""
+    name, _, rest = label.partition("-")
+    instance = f"-{rest}" if rest else ""
+    kills = 0
+    while kills < times:
+        time.sleep(rng.uniform(0.2, 1.2))  # a random moment, not a synchronisation
+        if status(pipeline, upload_id) == "complete":
+            break
+        pipeline.kill(label)
+        kills += 1
+        pipeline.start(name, instance, wait=False)
+    return kills
+
+
+def test_kill_loader_repeatedly(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    pipeline.start_all()
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    upload_id = response.json()["upload_id"]
+    kills = kill_repeatedly(pipeline, "loader", upload_id, 10)
+    assert kills >= 10, f"the load finished after {kills} kills"
+    recovery = wait_complete(pipeline, [upload_id])
+    record(report, "kill -9 loader", kills, verify(pipeline, {upload_id: big_csv}), recovery)
+
+
+def test_kill_validator_repeatedly(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    pipeline.start_all()
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    upload_id = response.json()["upload_id"]
+    kills = kill_repeatedly(pipeline, "validator", upload_id, 10)
+    assert kills >= 10, f"the load finished after {kills} kills"
+    recovery = wait_complete(pipeline, [upload_id])
+    record(report, "kill -9 validator", kills, verify(pipeline, {upload_id: big_csv}), recovery)
+
+
+def test_two_of_each_with_one_killed(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    pipeline.start_all(validators=2, loaders=2)
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    upload_id = response.json()["upload_id"]
+    injected = 0
+    for label in ("validator-2", "loader-2", "validator-2", "loader-2"):
+        time.sleep(rng.uniform(0.5, 2.0))
+        name, _, rest = label.partition("-")
+        pipeline.kill(label)
+        pipeline.start(name, f"-{rest}", wait=False)
+        injected += 1
+    recovery = wait_complete(pipeline, [upload_id])
+    record(
+        report,
+        "2 validators + 2 loaders, one of each kill -9",
+        injected,
+        verify(pipeline, {upload_id: big_csv}),
+        recovery,
+    )
+
+
+def _local(pipeline: RunningPipeline) -> Any:
+    if pipeline.infrastructure.local_stack is None:
+        pytest.skip("needs the dev-stack broker and database, which this test restarts")
+    return pipeline.infrastructure.local_stack
+
+
+def test_restart_kafka_during_load(
+    pipeline: RunningPipeline, big_csv: Path, tmp_path: Path, report: dict[str, Any]
+) -> None:
+    config = _local(pipeline)
+    pipeline.start_all()
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    first = response.json()["upload_id"]
+    time.sleep(rng.uniform(1.0, 3.0))
+    local_kafka.stop(config)
+    small = tmp_path / "during-outage.csv"
+    from devstack import generate
+
+    generate.write(small, 1000, 0.1, seed=99)
+    key = str(uuid.uuid4())
+    refused = upload(pipeline, small, key)
+    assert refused.status_code == 503
+    assert "retry-after" in refused.headers
+    down_at = time.monotonic()
+    local_kafka.start(config)
+    wait_until(lambda: ready(pipeline.url("ingest")), 120, "ingest ready after the broker restart")
+    retried = upload(pipeline, small, key)
+    assert retried.status_code == 202, retried.text
+    second = retried.json()["upload_id"]
+    wait_complete(pipeline, [first, second])
+    recovery = time.monotonic() - down_at
+    record(
+        report,
+        "Kafka broker restart",
+        1,
+        verify(pipeline, {first: big_csv, second: small}),
+        recovery,
+    )
+
+
+def test_restart_postgres_during_load(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    config = _local(pipeline)
+    pipeline.start_all()
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    upload_id = response.json()["upload_id"]
+    time.sleep(rng.uniform(1.0, 3.0))
+    local_postgres.stop(config)
+    down_at = time.monotonic()
+    wait_until(lambda: not ready(pipeline.url("loader")), 30, "loader readiness to turn 503")
+    local_postgres.start(config, load_or_create(config.secrets_file).postgres_password)
+    wait_until(lambda: ready(pipeline.url("loader")), 60, "loader readiness back to 200")
+    wait_complete(pipeline, [upload_id])
+    recovery = time.monotonic() - down_at
+
+    def lag_is_zero() -> bool:
+        lines = [
+            line
+            for line in httpx.get(f"{pipeline.url('loader')}/metrics").text.splitlines()
+            if line.startswith("loader_consumer_lag_records{")
+        ]
+        return bool(lines) and all(line.endswith(" 0.0") for line in lines)
+
+    wait_until(lag_is_zero, 30, "loader lag back to 0")
+    record(report, "PostgreSQL restart", 1, verify(pipeline, {upload_id: big_csv}), recovery)
+
+
+def test_kill_ingest_mid_upload_then_retry(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    pipeline.start_all()
+    key = str(uuid.uuid4())
+    outcome: dict[str, object] = {}
+
+    def client() -> None:
+        try:
+            outcome["response"] = upload(pipeline, big_csv, key)
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    wait_until(lambda: "receiving" in _statuses(pipeline), 30, "the upload to start")
+    time.sleep(rng.uniform(0.2, 1.0))
+    pipeline.kill("ingest")
+    thread.join(60)
+    response = outcome.get("response")
+    assert "error" in outcome or (
+        isinstance(response, httpx.Response) and response.status_code >= 500
+    )
+    pipeline.start("ingest")
+    killed_at = time.monotonic()
+    retried = upload(pipeline, big_csv, key)
+    assert retried.status_code == 202, retried.text
+    upload_id = retried.json()["upload_id"]
+    wait_complete(pipeline, [upload_id])
+    record(
+        report,
+        "kill -9 ingest mid-upload, retry with Idempotency-Key",
+        1,
+        verify(pipeline, {upload_id: big_csv}),
+        time.monotonic() - killed_at,
+    )
+
+
+def _statuses(pipeline: RunningPipeline) -> set[str]:
+    async def fetch() -> set[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(pipeline.database)
+        try:
+            return {r["status"] for r in await conn.fetch("SELECT status FROM uploads")}
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_sigterm_every_service_under_load(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    pipeline.start_all()
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    upload_id = response.json()["upload_id"]
+    started = time.monotonic()
+    for name in ("validator", "loader", "dashboard", "ingest"):
+        time.sleep(rng.uniform(0.3, 1.5))
+        code = pipeline.signal(name, signal.SIGTERM)
+        assert code == 0, f"{name} exited {code} on SIGTERM"
+        pipeline.start(name, wait=False)
+    wait_complete(pipeline, [upload_id])
+    record(
+        report,
+        "SIGTERM each service",
+        4,
+        verify(pipeline, {upload_id: big_csv}),
+        time.monotonic() - started,
+    )
+
+
+def test_poison_records_are_rejected_and_consumers_keep_going(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    from tests.helpers import produce
+
+    pipeline.start_all()
+    poison = [(None, b"\xff\xfe not json"), (b"k", b'{"schema_version": 99}'), (b"k", b"[]")]
+    asyncio.run(produce(pipeline.kafka, pipeline.topics.raw, poison))
+    asyncio.run(produce(pipeline.kafka, pipeline.topics.validated, poison))
+    response = upload(pipeline, big_csv)
+    assert response.status_code == 202
+    upload_id = response.json()["upload_id"]
+    asyncio.run(produce(pipeline.kafka, pipeline.topics.raw, poison))
+    recovery = wait_complete(pipeline, [upload_id])
+
+    async def unreadable() -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(pipeline.database)
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM rejections WHERE upload_id IS NULL"
+                    ' AND violations @> \'[{"rule": "unreadable"}]\''
+                )
+            )
+        finally:
+            await conn.close()
+
+    wait_until(lambda: asyncio.run(unreadable()) == 9, 30, "9 poison records in rejections")
+    record(
+        report,
+        "poison records in sales.raw and sales.validated",
+        9,
+        verify(pipeline, {upload_id: big_csv}),
+        recovery,
+    )
