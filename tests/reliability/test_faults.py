@@ -273,7 +273,7 @@ def test_sigterm_every_service_under_load(
         time.sleep(rng.uniform(0.3, 1.5))
         code = pipeline.signal(name, signal.SIGTERM)
         assert code == 0, f"{name} exited {code} on SIGTERM"
-        pipeline.start(name, wait=False)
+        pipeline.start(name)
     wait_complete(pipeline, [upload_id])
     record(
         report,

@@ -8,7 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -93,11 +93,17 @@ async def with_backoff(
             delay = min(delay * 2, max_s)
 
 
-def update_lag(
-    consumer: AIOKafkaConsumer, gauge: Gauge, positions: dict[TopicPartition, int]
-) -> None:
-    """Lag = end of the partition (last stable offset under read_committed) - next offset."""
-    for tp, position in positions.items():
+async def update_lag(consumer: AIOKafkaConsumer, gauge: Gauge) -> None:
+    """Lag = end of the partition (last stable offset under read_committed) - position.
+
+    The consumer's own position, not "last record + 1": with transactional producers the
+    partition ends with a commit marker that the position moves past but no record carries.
+    """
+    for tp in consumer.assignment():
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 0.5)
+        except (TimeoutError, KafkaError):
+            continue
         end = consumer.last_stable_offset(tp)
         if end is None:
             end = consumer.highwater(tp)

@@ -113,7 +113,7 @@ class LoaderLoop:
                         # offset: this batch is stale, the records will be fetched again.
                         if epoch == self.assignment_epoch:
                             await self._store(batches)
-                update_lag(self.consumer, self._metrics.lag, self.positions)
+                await update_lag(self.consumer, self._metrics.lag)
         finally:
             await self.consumer.stop()
 

@@ -64,3 +64,7 @@ def main() -> None:
     configure_logging("migrate", settings.log_level, settings.log_file, settings.log_json)
     applied = asyncio.run(migrate(settings.postgres))
     log.info("migrations_done", applied=applied)
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sales_common.events import (
     RawSale,
     RejectedSale,
+    ValidatedSale,
     decode,
     encode,
     record_headers,
@@ -66,7 +67,6 @@ class ValidatorLoop:
         self._heartbeat = heartbeat
         self._hasher = CustomerHasher(settings.pii)
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
-        self._positions: dict[TopicPartition, int] = {}
         # Bumped by every assignment: a batch fetched before it may predate our seek.
         self._assignment_epoch = 0
         # Held while a transaction is in flight, so a rebalance waits for it to finish.
@@ -102,7 +102,7 @@ class ValidatorLoop:
                         # offset; records fetched before that would be produced twice.
                         if epoch == self._assignment_epoch and tp in self._producers:
                             await self._process(tp, records)
-                update_lag(self.consumer, self._metrics.lag, self._positions)
+                await update_lag(self.consumer, self._metrics.lag)
         finally:
             async with self._lock:
                 await self._close_producers(list(self._producers))
@@ -112,16 +112,7 @@ class ValidatorLoop:
         async with self._lock:
             self._assignment_epoch += 1
             for tp in partitions:
-                producer = AIOKafkaProducer(
-                    **self._settings.kafka.client_options(),
-                    transactional_id=f"{self._settings.transactional_id_prefix}-{tp.topic}-{tp.partition}",
-                    enable_idempotence=True,
-                    acks="all",
-                    linger_ms=5,
-                )
-                # start() runs InitProducerId: fences the previous owner of this partition.
-                await with_backoff(producer.start, "producer start", max_s=5)
-                self._producers[tp] = producer
+                self._producers[tp] = await self._start_producer(tp)
                 # Without a committed offset the fresh assignment starts from
                 # auto_offset_reset ("earliest"); a batch dropped as stale is fetched again.
                 committed = await self.consumer.committed(tp)
@@ -129,11 +120,22 @@ class ValidatorLoop:
                     self.consumer.seek(tp, committed)
             log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
 
+    async def _start_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
+        prefix = self._settings.transactional_id_prefix
+        producer = AIOKafkaProducer(
+            **self._settings.kafka.client_options(),
+            transactional_id=f"{prefix}-{tp.topic}-{tp.partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        # start() runs InitProducerId: fences the previous owner of this partition.
+        await with_backoff(producer.start, "producer start", max_s=5)
+        return producer
+
     async def release(self, partitions: list[TopicPartition]) -> None:
         async with self._lock:
             await self._close_producers(partitions)
-            for tp in partitions:
-                self._positions.pop(tp, None)
 
     async def _close_producers(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -144,65 +146,65 @@ class ValidatorLoop:
 
     def _transform(
         self, records: list[ConsumerRecord], now: datetime
-    ) -> list[tuple[str, bytes, bytes]]:
-        topics = self._settings.kafka.topics
-        out: list[tuple[str, bytes, bytes]] = []
+    ) -> list[ValidatedSale | RejectedSale]:
+        results: list[ValidatedSale | RejectedSale] = []
         for record in records:
             try:
                 raw = decode(RawSale, record.value or b"")
-                result = validate(raw, self._settings.rules, self._hasher, now)
+                results.append(validate(raw, self._settings.rules, self._hasher, now))
             except (ValidationError, ValueError) as exc:
                 source = f"{record.topic}/{record.partition}/{record.offset}"
-                result = unreadable_record(source, f"not a sales.raw record: {exc}", now)
-            out.append(
-                (
-                    topics.rejected if isinstance(result, RejectedSale) else topics.validated,
-                    result.event_id.encode(),
-                    encode(result),
-                )
-            )
-            self._count(result)
-        return out
+                results.append(unreadable_record(source, f"not a sales.raw record: {exc}", now))
+        return results
 
-    def _count(self, result: object) -> None:
-        if isinstance(result, RejectedSale):
-            outcome = "unreadable" if result.upload_id is None else "rejected"
-            self._metrics.rows.labels(outcome).inc()
-            self._metrics.processed.labels("rejected").inc()
-            for violation in result.violations:
-                self._metrics.rejections.labels(violation.rule).inc()
-        else:
-            self._metrics.rows.labels("valid").inc()
-            self._metrics.processed.labels("valid").inc()
+    def _count(self, results: list[ValidatedSale | RejectedSale]) -> None:
+        for result in results:
+            if isinstance(result, RejectedSale):
+                outcome = "unreadable" if result.upload_id is None else "rejected"
+                self._metrics.rows.labels(outcome).inc()
+                self._metrics.processed.labels("rejected").inc()
+                for violation in result.violations:
+                    self._metrics.rejections.labels(violation.rule).inc()
+            else:
+                self._metrics.rows.labels("valid").inc()
+                self._metrics.processed.labels("valid").inc()
 
     async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """One transaction: the batch's outputs and its input offset, or nothing."""
+        topics = self._settings.kafka.topics
         producer = self._producers[tp]
         started = time.monotonic()
-        outputs = self._transform(records, datetime.now(UTC))
-        next_offset = records[-1].offset + 1
-        delay = 0.2
-        while True:
-            try:
-                async with producer.transaction():
-                    for topic, key, value in outputs:
-                        await producer.send(topic, value=value, key=key, headers=_HEADERS)
-                    await producer.send_offsets_to_transaction(
-                        {tp: next_offset}, self._settings.group_id
+        results = self._transform(records, datetime.now(UTC))
+        try:
+            async with producer.transaction():
+                for result in results:
+                    topic = (
+                        topics.rejected if isinstance(result, RejectedSale) else topics.validated
                     )
-                break
-            except ProducerFenced:
-                # Another instance owns this partition now; drop it and let the rebalance
-                # hand us whatever we still own.
-                log.warning("producer_fenced", partition=tp.partition)
-                await self._close_producers([tp])
-                return
-            except KafkaError as exc:
-                self._metrics.aborted.inc()
-                log.warning("transaction_retry", partition=tp.partition, error=repr(exc)[:200])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                if self._stopping.is_set():
-                    self.consumer.seek(tp, records[0].offset)
-                    return
-        self._positions[tp] = next_offset
+                    await producer.send(
+                        topic, value=encode(result), key=result.event_id.encode(), headers=_HEADERS
+                    )
+                await producer.send_offsets_to_transaction(
+                    {tp: records[-1].offset + 1}, self._settings.group_id
+                )
+        except ProducerFenced:
+            # Another instance owns this partition now; the rebalance takes it from us.
+            log.warning("producer_fenced", partition=tp.partition)
+            await self._close_producers([tp])
+            return
+        except KafkaError as exc:
+            self._metrics.aborted.inc()
+            log.warning("transaction_aborted", partition=tp.partition, error=repr(exc)[:200])
+            await self._restart_partition(tp, records[0].offset)
+            return
+        self._count(results)
         self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    async def _restart_partition(self, tp: TopicPartition, batch_start: int) -> None:
+        """After a failed transaction: a fresh producer (new epoch) and a rewind to the last
+        committed offset, so the batch is fetched and produced again, once."""
+        await self._close_producers([tp])
+        self._producers[tp] = await self._start_producer(tp)
+        committed = await with_backoff(lambda: self.consumer.committed(tp), "committed offset")
+        # Nothing committed yet for tp means this batch was its first: rewind to its start.
+        self.consumer.seek(tp, committed if committed is not None else batch_start)

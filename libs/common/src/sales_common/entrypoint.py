@@ -1,0 +1,27 @@
+"""Container entry point: `python -m sales_common.entrypoint [service|migrate]`.
+
+Runs the service named by the argument or by $SERVICE in this process (no shell in between,
+so SIGTERM reaches it). `migrate` applies the database migrations (loader image) and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+
+SERVICES = ("ingest", "validator", "loader", "dashboard")
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SERVICE", "")
+    if command == "migrate":
+        command = "loader.migrations"
+    elif command not in SERVICES:
+        sys.exit(f"usage: entrypoint {{{'|'.join(SERVICES)}|migrate}} (got {command!r})")
+    sys.argv = [command]
+    runpy.run_module(command, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
