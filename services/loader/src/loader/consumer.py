@@ -102,7 +102,8 @@ class LoaderLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
-                epoch = self.assignment_epoch
+                async with self.lock:  # never mid-assignment: the seeks are done or not begun
+                    epoch = self.assignment_epoch
                 batches = await self.consumer.getmany(
                     timeout_ms=self._settings.fetch_timeout_ms,
                     max_records=self._settings.max_batch_records,

@@ -90,7 +90,8 @@ class ValidatorLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
-                epoch = self._assignment_epoch
+                async with self._lock:  # never mid-assignment: the seeks are done or not begun
+                    epoch = self._assignment_epoch
                 batches = await self.consumer.getmany(
                     timeout_ms=500, max_records=self._settings.max_batch_records
                 )
