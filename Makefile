@@ -41,7 +41,7 @@ lint: setup
 	$(UV) run ruff format --check .
 
 typecheck: setup
-	$(UV) run mypy libs services tools tests
+	$(UV) run mypy libs services tools tests bench
 
 schemas: setup  ## regenerate docs/schemas from the contracts
 	$(UV) run devstack schemas
@@ -55,6 +55,10 @@ test-unit: setup
 test: setup tools lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
 	$(UV) run devstack infra
 	$(UV) run pytest
+
+bench: setup  ## benchmarks against the naive baseline and the COPY limit; bench/results/latest.{json,md}
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || true
+	$(UV) run python -m bench.run $(BENCH_ARGS)
 
 test-faults: setup  ## only the fault-injection suite (kill -9, restarts), writes test-artifacts/reliability.md
 	$(UV) run devstack infra

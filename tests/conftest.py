@@ -14,13 +14,10 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
-from loader.migrations import migrate
+from devstack.pipeline import Infrastructure, RunningPipeline, create_database, drop_database
 from pydantic import SecretStr
 from sales_common.kafka import ensure_topics
 from sales_common.pii import PiiSettings
@@ -31,20 +28,6 @@ DATA = REPO / "data"
 ARTIFACTS = REPO / "test-artifacts"
 JWT_SECRET = "test-jwt-secret-" + "x" * 32
 PII_KEY = "test-pii-hmac-key-" + "y" * 32
-
-
-@dataclass(frozen=True)
-class Infrastructure:
-    bootstrap_servers: str
-    admin_dsn: str  # a database URL allowed to create databases
-    # Set when the broker and database are this machine's dev-stack processes, which the
-    # fault-injection tests may stop and restart.
-    local_stack: Any = None
-
-    @property
-    def session_timeout_ms(self) -> int:
-        # The dev-stack broker allows 1 s; other brokers keep Kafka's 6 s minimum.
-        return 2000 if self.local_stack else 6000
 
 
 def _docker_available() -> bool:
@@ -114,21 +97,9 @@ async def kafka_settings(infrastructure: Infrastructure, topics: TopicSettings) 
 @pytest.fixture
 async def database(infrastructure: Infrastructure) -> AsyncIterator[str]:
     """A fresh, migrated database; its URL."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infrastructure.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = infrastructure.admin_dsn.rpartition("/")
-    url = f"{base}/{name}"
-    await migrate(PostgresSettings(dsn=SecretStr(url)))
+    url = await create_database(infrastructure.admin_dsn)
     yield url
-    admin = await asyncpg.connect(infrastructure.admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(infrastructure.admin_dsn, url)
 
 
 @pytest.fixture
@@ -144,3 +115,14 @@ def auth_settings() -> AuthSettings:
 @pytest.fixture
 def pii_settings() -> PiiSettings:
     return PiiSettings(hmac_key=SecretStr(PII_KEY), key_id="test")
+
+
+@pytest.fixture
+def pipeline(
+    infrastructure: Infrastructure, database: str, tmp_path: Path
+) -> Iterator[RunningPipeline]:
+    """The four services as processes on their own topics and database (not yet started)."""
+    running = RunningPipeline(infrastructure, database, tmp_path, ARTIFACTS)
+    yield running
+    exit_codes = running.stop_all()
+    assert set(exit_codes.values()) <= {0}, f"SIGTERM must stop every service cleanly: {exit_codes}"

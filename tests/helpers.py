@@ -38,11 +38,9 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-async def consume(
-    settings: KafkaSettings, topic: str, expected: int, timeout_s: float = 30
-) -> list[ConsumerRecord]:
-    """Read `topic` from the start with read_committed until `expected` records (or timeout)."""
-    consumer = AIOKafkaConsumer(
+def _reader(settings: KafkaSettings, topic: str) -> AIOKafkaConsumer:
+    """A read_committed consumer of `topic` from its start, in a group of its own."""
+    return AIOKafkaConsumer(
         topic,
         **settings.client_options(),
         group_id=f"test-{uuid.uuid4().hex[:8]}",
@@ -50,6 +48,13 @@ async def consume(
         isolation_level="read_committed",
         enable_auto_commit=False,
     )
+
+
+async def consume(
+    settings: KafkaSettings, topic: str, expected: int, timeout_s: float = 30
+) -> list[ConsumerRecord]:
+    """Read `topic` from the start with read_committed until `expected` records (or timeout)."""
+    consumer = _reader(settings, topic)
     await consumer.start()
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout_s
@@ -67,14 +72,7 @@ async def consume_quiet(
     settings: KafkaSettings, topic: str, idle_s: float = 1.5
 ) -> list[ConsumerRecord]:
     """Everything committed in `topic`: read until the end offsets are reached."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        **settings.client_options(),
-        group_id=f"test-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-    )
+    consumer = _reader(settings, topic)
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:

@@ -204,12 +204,6 @@ def test_hooks_and_optional_objects(helm: str) -> None:
     operators = render(helm, CHART / "ci" / "operators-values.yaml")
     assert len(by_kind(operators, "KafkaTopic")) == 3
     assert "sales-sales-topics" not in by_kind(operators, "Job")
-    assert (
-        by_kind(operators, "Kafka")
-    )
-    assert (
-        by_kind(operators, "KafkaNodePool")
-    )
-    assert (
-        by_kind(operators, "Cluster")
-    )
+    assert by_kind(operators, "Kafka")
+    assert by_kind(operators, "KafkaNodePool")
+    assert by_kind(operators, "Cluster")

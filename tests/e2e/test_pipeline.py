@@ -5,20 +5,17 @@ Mirrors the expected-outcomes table of the product brief, row by row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from devstack import services
+from devstack.pipeline import RunningPipeline
 from devstack.processes import wait_until
 
-from tests.conftest import DATA, Infrastructure
+from tests.conftest import DATA
 from tests.helpers import consume_quiet
-from tests.stack import RunningPipeline
 
 pytestmark = pytest.mark.e2e
 RAW_CUSTOMER_IDS = sorted(
@@ -31,18 +28,9 @@ RAW_CUSTOMER_IDS = sorted(
 
 
 @pytest.fixture
-def pipeline(
-    infrastructure: Infrastructure, database: str, tmp_path: Path
-) -> Iterator[RunningPipeline]:
-    running = RunningPipeline(infrastructure, database, tmp_path)
-    try:
-        running.start_all()
-        yield running
-    finally:
-        exit_codes = running.stop_all()
-    assert exit_codes == dict.fromkeys(services.SERVICES, 0), (
-        "SIGTERM must stop every service cleanly"
-    )
+def started(pipeline: RunningPipeline) -> RunningPipeline:
+    pipeline.start_all()
+    return pipeline
 
 
 def reasons(detail: dict[str, object]) -> dict[int, list[str]]:
@@ -51,7 +39,8 @@ def reasons(detail: dict[str, object]) -> dict[int, list[str]]:
     return {r["row_number"]: [v["rule"] for v in r["violations"]] for r in rows}
 
 
-def test_expected_outcomes(pipeline: RunningPipeline) -> None:
+def test_expected_outcomes(started: RunningPipeline) -> None:
+    pipeline = started
     client = pipeline.client
     uploader = pipeline.token("uploader")
     viewer = pipeline.token("viewer")
@@ -147,7 +136,8 @@ def _shows_all(http: httpx.Client, url: str, lines: list[str]) -> bool:
     return all(line in text for line in lines)
 
 
-def test_raw_customer_ids_never_leave_sales_raw(pipeline: RunningPipeline) -> None:
+def test_raw_customer_ids_never_leave_sales_raw(started: RunningPipeline) -> None:
+    pipeline = started
     import asyncio
 
     uploader = pipeline.token("uploader")

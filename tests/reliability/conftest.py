@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from devstack import generate
 
-from tests.conftest import ARTIFACTS, Infrastructure
-from tests.stack import RunningPipeline
+from tests.conftest import ARTIFACTS
 
 ROWS = 200_000
 _RESULTS: list[dict[str, Any]] = []
@@ -21,17 +20,6 @@ _RESULTS: list[dict[str, Any]] = []
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """200,000 rows, 10% invalid, with customer ids, dates and transaction ids."""
     return generate.write(tmp_path_factory.mktemp("data") / "faults.csv", ROWS, 0.1, seed=11)
-
-
-@pytest.fixture
-def pipeline(
-    infrastructure: Infrastructure, database: str, tmp_path: Path
-) -> Iterator[RunningPipeline]:
-    running = RunningPipeline(infrastructure, database, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture

@@ -21,12 +21,12 @@ import httpx
 import pytest
 from devstack import kafka as local_kafka
 from devstack import postgres as local_postgres
+from devstack.pipeline import RunningPipeline
 from devstack.processes import wait_until
 from devstack.secrets import load_or_create
 from devstack.services import ready
 
 from tests.reliability.checker import Verdict, check
-from tests.stack import RunningPipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 SEED = random.randrange(1 << 30)
@@ -90,30 +90,18 @@ def kill_repeatedly(pipeline: RunningPipeline, label: str, upload_id: str, times
     return kills
 
 
-def test_kill_loader_repeatedly(
-    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+@pytest.mark.parametrize("service", ["loader", "validator"])
+def test_kill_repeatedly(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any], service: str
 ) -> None:
     pipeline.start_all()
     response = upload(pipeline, big_csv)
     assert response.status_code == 202
     upload_id = response.json()["upload_id"]
-    kills = kill_repeatedly(pipeline, "loader", upload_id, 10)
+    kills = kill_repeatedly(pipeline, service, upload_id, 10)
     assert kills >= 10, f"the load finished after {kills} kills"
     recovery = wait_complete(pipeline, [upload_id])
-    record(report, "kill -9 loader", kills, verify(pipeline, {upload_id: big_csv}), recovery)
-
-
-def test_kill_validator_repeatedly(
-    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
-) -> None:
-    pipeline.start_all()
-    response = upload(pipeline, big_csv)
-    assert response.status_code == 202
-    upload_id = response.json()["upload_id"]
-    kills = kill_repeatedly(pipeline, "validator", upload_id, 10)
-    assert kills >= 10, f"the load finished after {kills} kills"
-    recovery = wait_complete(pipeline, [upload_id])
-    record(report, "kill -9 validator", kills, verify(pipeline, {upload_id: big_csv}), recovery)
+    record(report, f"kill -9 {service}", kills, verify(pipeline, {upload_id: big_csv}), recovery)
 
 
 def test_two_of_each_with_one_killed(

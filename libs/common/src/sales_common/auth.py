@@ -1,16 +1,20 @@
 """Bearer tokens: issued by the dashboard, verified by every HTTP service.
 
-Verification pins the algorithm (never taken from the token header), and requires and checks
-`exp`, `iss` and `aud`. Oversized tokens are refused before any parsing.
+Verification pins the algorithms per key source, never trusting the token header: HS256 with
+the built-in secret, or RS256/ES256 with the external issuer's JWKS keys (an HS256 token is
+never checked against a public key). `exp`, `iss` and `aud` are required and checked.
+Oversized tokens are refused before any parsing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
@@ -64,20 +68,81 @@ class TokenIssuer:
         return str(jwt.encode(claims, key, algorithm=ALGORITHM))
 
 
+class JwksCache:
+    """The external issuer's signing keys by `kid`: cached, refetched on an unknown `kid`
+    (at most every `min_refetch_s`, so a flood of made-up kids cannot hammer the issuer)."""
+
+    def __init__(self, url: str, ttl_s: float, min_refetch_s: float = 10.0) -> None:
+        self._url = url
+        self._ttl_s = ttl_s
+        self._min_refetch_s = min_refetch_s
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> dict[str, Any] | None:
+        age = time.monotonic() - self._fetched_at
+        if age > self._ttl_s or (kid not in self._keys and age > self._min_refetch_s):
+            async with self._lock:
+                if time.monotonic() - self._fetched_at > self._min_refetch_s:
+                    await self._fetch()
+        return self._keys.get(kid)
+
+    async def _fetch(self) -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(self._url)
+            response.raise_for_status()
+            keys = response.json().get("keys", [])
+        self._keys = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
+        self._fetched_at = time.monotonic()
+
+
 class TokenVerifier:
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
+        self._jwks = (
+            JwksCache(settings.oidc_jwks_url, settings.jwks_cache_s)
+            if settings.oidc_jwks_url
+            else None
+        )
 
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
         if len(token.encode()) > MAX_TOKEN_BYTES:
             raise Unauthorized("token too large")
         try:
+            header = jwt.get_unverified_header(token)
+        except JWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        algorithm = header.get("alg")
+        settings = self._settings
+        if algorithm == ALGORITHM:
+            key: str | dict[str, Any] = settings.jwt_secret.get_secret_value()
+            algorithms, issuer, audience = [ALGORITHM], settings.issuer, settings.audience
+        elif self._jwks is not None and algorithm in settings.oidc_algorithms:
+            try:
+                found = await self._jwks.key(str(header.get("kid", "")))
+            except (httpx.HTTPError, ValueError) as exc:
+                raise Unauthorized("the token issuer's keys are unavailable") from exc
+            if found is None:
+                raise Unauthorized("invalid token: unknown key id")
+            key, algorithms = found, [str(algorithm)]
+            issuer = settings.oidc_issuer or ""
+            audience = settings.oidc_audience or settings.audience
+        else:
+            raise Unauthorized(f"invalid token: algorithm {algorithm!r} is not accepted")
+        return self._decode(token, key, algorithms, issuer, audience)
+
+    def _decode(
+        self, token: str, key: str | dict[str, Any], algorithms: list[str], issuer: str,
+        audience: str,
+    ) -> Principal:
+        try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._settings.jwt_secret.get_secret_value(),
-                algorithms=[ALGORITHM],
-                audience=self._settings.audience,
-                issuer=self._settings.issuer,
+                key,
+                algorithms=algorithms,
+                audience=audience,
+                issuer=issuer,
                 options={
                     "require_exp": True,
                     "require_iss": True,
@@ -107,7 +172,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized()
         verifier: TokenVerifier = request.state.token_verifier
-        principal = verifier.verify(credentials.credentials)
+        principal = await verifier.verify(credentials.credentials)
         if scope not in principal.scopes:
             raise Forbidden(f"scope '{scope}' is required")
         return principal

@@ -80,10 +80,18 @@ class PostgresSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
+    """The built-in issuer (HS256, shared secret) and, optionally, an external OpenID Connect
+    issuer whose RS256/ES256 tokens are verified with the keys of its JWKS URL."""
+
     jwt_secret: SecretStr
     issuer: str = "sales-pipeline"
     audience: str = "sales-pipeline"
     leeway_s: int = 10
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_algorithms: list[Literal["RS256", "ES256"]] = Field(default=["RS256", "ES256"])
+    jwks_cache_s: int = 300
 
     _check_secret = field_validator("jwt_secret")(
         lambda v: check_secret_length(v, "auth.jwt_secret")

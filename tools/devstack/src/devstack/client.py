@@ -62,7 +62,9 @@ class PipelineClient:
         result: dict[str, Any] = response.json()
         return result
 
-    def wait_complete(self, upload_id: str, token: str, timeout_s: float = 120) -> dict[str, Any]:
+    def wait_complete(
+        self, upload_id: str, token: str, timeout_s: float = 120, poll_s: float = 0.1
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.upload_status(upload_id, token)
@@ -72,7 +74,7 @@ class PipelineClient:
                 raise TimeoutError(
                     f"upload {upload_id} still {status['status']} after {timeout_s}s"
                 )
-            time.sleep(0.1)
+            time.sleep(poll_s)
 
     def summary(self, token: str) -> dict[str, Any]:
         response = self._http.get(

@@ -1,7 +1,7 @@
 """The four services as real processes on their own topics, groups and database.
 
-Used by the end-to-end tests and the fault-injection tests: start, kill -9, SIGTERM and
-restart any instance, and talk to the pipeline through its HTTP API.
+Used by the end-to-end and fault-injection tests and by the benchmarks: start, kill -9,
+SIGTERM and restart any instance, and talk to the pipeline through its HTTP API.
 """
 
 from __future__ import annotations
@@ -13,14 +13,40 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import asyncpg
+from loader.migrations import migrate
+from pydantic import SecretStr
+from sales_common.kafka import ensure_topics
+from sales_common.settings import KafkaSettings, PostgresSettings, TopicSettings
 
 from devstack import services
 from devstack.client import PipelineClient
+from devstack.config import REPO_ROOT
 from devstack.secrets import StackSecrets, generate
-from sales_common.kafka import ensure_topics
-from sales_common.settings import KafkaSettings, TopicSettings
 
-from tests.conftest import ARTIFACTS, Infrastructure
+
+async def create_database(admin_dsn: str) -> str:
+    """A fresh, migrated database next to `admin_dsn`'s; its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{admin_dsn.rpartition('/')[0]}/{name}"
+    await migrate(PostgresSettings(dsn=SecretStr(url)))
+    return url
+
+
+async def drop_database(admin_dsn: str, url: str) -> None:
+    name = url.rpartition("/")[2]
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:
@@ -29,11 +55,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Infrastructure:
+    bootstrap_servers: str
+    admin_dsn: str  # a database URL allowed to create databases
+    # The dev stack's config when the broker and database are this machine's dev-stack
+    # processes (fault-injection tests stop and restart them); None otherwise.
+    local_stack: Any = None
+
+    @property
+    def session_timeout_ms(self) -> int:
+        # The dev-stack broker allows 1 s; other brokers keep Kafka's 6 s minimum.
+        return 2000 if self.local_stack else 6000
+
+
 @dataclass
 class RunningPipeline:
     infrastructure: Infrastructure
     database: str
     run_dir: Path
+    log_root: Path = REPO_ROOT / "test-artifacts"
     secrets: StackSecrets = field(default_factory=generate)
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -61,7 +102,7 @@ class RunningPipeline:
                 "KAFKA__HEARTBEAT_INTERVAL_MS": str(heartbeat),
             },
         )
-        self.log_dir = ARTIFACTS / f"pipeline-{s}"
+        self.log_dir = self.log_root / f"pipeline-{s}"
         self.client = PipelineClient(
             self.url("ingest", port=self._port("ingest")),
             self.url("dashboard", port=self._port("dashboard")),

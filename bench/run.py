@@ -1,0 +1,334 @@
+"""`make bench`: the pipeline against the naive baseline and the COPY limit, in one run.
+
+Each figure is the median of --runs runs, with the spread (min-max); ratios are taken between
+figures of this same run. Nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from devstack import generate, postgres
+from devstack.cli import start_infrastructure
+from devstack.config import REPO_ROOT, StackConfig
+from devstack.pipeline import Infrastructure, RunningPipeline, create_database, drop_database
+
+from bench import baseline, limit
+
+RESULTS = REPO_ROOT / "bench" / "results"
+DATA = RESULTS / "data"
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def dataset(rows: int, seed: int = 7) -> Path:
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"sales-{rows}-{seed}.csv"
+    if not path.exists():
+        generate.write(path, rows, 0.1, seed)
+    return path
+
+
+class Bench:
+    def __init__(self, infra: Infrastructure) -> None:
+        self.infra = infra
+
+    def pipeline(self, workdir: Path) -> tuple[RunningPipeline, str]:
+        db = asyncio.run(create_database(self.infra.admin_dsn))
+        return RunningPipeline(self.infra, db, workdir, RESULTS / "logs"), db
+
+    def finish(self, pipeline: RunningPipeline, db: str) -> None:
+        pipeline.stop_all()
+        asyncio.run(drop_database(self.infra.admin_dsn, db))
+
+    def end_to_end(self, csv: Path, rows: int) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start_all()
+                token = pipeline.token("operator")
+                started = time.perf_counter()
+                response = pipeline.client.upload(csv, token)
+                uploaded = time.perf_counter() - started
+                pipeline.client.wait_complete(response.json()["upload_id"], token, timeout_s=1800)
+                elapsed = time.perf_counter() - started
+                stage = {
+                    name: metric_sum(pipeline.url(name), f"{name}_batch_duration_seconds_sum")
+                    for name in ("validator", "loader")
+                }
+            finally:
+                self.finish(pipeline, db)
+        return {
+            "rows_per_s": rows / elapsed,
+            "seconds": elapsed,
+            "stage_rows_per_s": {
+                "ingest": rows / uploaded,
+                "validator": rows / stage["validator"] if stage["validator"] else None,
+                "loader": rows / stage["loader"] if stage["loader"] else None,
+            },
+        }
+
+    def freshness(self, uploads: int, background: Path | None) -> list[float]:
+        """POST of a 6-row file until its upload is complete, in seconds."""
+        latencies: list[float] = []
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start_all()
+                token = pipeline.token("operator")
+                loader: threading.Thread | None = None
+                if background is not None:
+                    loader = threading.Thread(
+                        target=pipeline.client.upload, args=(background, token)
+                    )
+                    loader.start()
+                for n in range(uploads):
+                    small = Path(workdir) / f"fresh-{n}.csv"
+                    generate.write(small, 6, 0.0, seed=100_000 + n)
+                    started = time.perf_counter()
+                    response = pipeline.client.upload(small, token)
+                    pipeline.client.wait_complete(response.json()["upload_id"], token, poll_s=0.005)
+                    latencies.append(time.perf_counter() - started)
+                if loader is not None:
+                    loader.join()
+            finally:
+                self.finish(pipeline, db)
+        return latencies
+
+    def dashboard(self, csv: Path, seconds: int) -> dict[str, Any]:
+        wrk = shutil.which("wrk")
+        if wrk is None:
+            return {"skipped": "wrk is not installed (apt-get install wrk)"}
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start_all()
+                token = pipeline.token("operator")
+                response = pipeline.client.upload(csv, token)
+                pipeline.client.wait_complete(response.json()["upload_id"], token, timeout_s=1800)
+                url = f"{pipeline.url('dashboard')}/api/v1/summary"
+                out = subprocess.run(
+                    [
+                        wrk,
+                        "-t2",
+                        "-c32",
+                        f"-d{seconds}s",
+                        "--latency",
+                        "-H",
+                        f"Authorization: Bearer {token}",
+                        url,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            finally:
+                self.finish(pipeline, db)
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return {
+            "requests_per_s": rps,
+            "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+            "non_2xx": int(errors.group(1)) if errors else 0,
+        }
+
+    def ingest_memory(self, megabytes: int) -> dict[str, Any]:
+        rows = megabytes * 1024 * 1024 // 58  # about 58 bytes a row
+        csv = dataset(rows, seed=13)
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start("loader")  # migrations only; ingest alone does the streaming
+                pipeline.start("ingest")
+                pipeline.start("dashboard")
+                pid = pipeline.processes["ingest"].pid
+                rest = rss_mb(pid)
+                peak = rest
+                done = threading.Event()
+
+                def sample() -> None:
+                    nonlocal peak
+                    while not done.is_set():
+                        peak = max(peak, rss_mb(pid))
+                        time.sleep(0.05)
+
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                started = time.perf_counter()
+                response = pipeline.client.upload(csv, pipeline.token("operator"))
+                elapsed = time.perf_counter() - started
+                done.set()
+                sampler.join()
+                assert response.status_code == 202, response.text
+            finally:
+                self.finish(pipeline, db)
+        return {
+            "file_mb": csv.stat().st_size / 2**20,
+            "rss_rest_mb": rest,
+            "rss_peak_mb": peak,
+            "growth_mb": peak - rest,
+            "ingest_rows_per_s": rows / elapsed,
+        }
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def metric_sum(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def repeat(runs: int, measure: Callable[[], float]) -> dict[str, float]:
+    return spread([measure() for _ in range(runs)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=50_000,
+        help="the baseline's rate is measured on a prefix: one INSERT a row is slow",
+    )
+    parser.add_argument("--freshness-uploads", type=int, default=200)
+    parser.add_argument("--dashboard-seconds", type=int, default=15)
+    parser.add_argument("--ingest-mb", type=int, default=1024)
+    args = parser.parse_args()
+
+    config = StackConfig()
+    start_infrastructure(config)
+    infra = Infrastructure(config.bootstrap_servers, postgres.superuser_dsn(config), config)
+    bench = Bench(infra)
+    csv = dataset(args.rows)
+    small = dataset(args.baseline_rows)
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "date": time.strftime("%Y-%m-%d"),
+        },
+        "rows": args.rows,
+    }
+
+    pipeline_runs = [bench.end_to_end(csv, args.rows) for _ in range(args.runs)]
+    results["pipeline"] = spread([r["rows_per_s"] for r in pipeline_runs])
+    results["stages"] = {
+        stage: spread(
+            [r["stage_rows_per_s"][stage] for r in pipeline_runs if r["stage_rows_per_s"][stage]]
+        )
+        for stage in ("ingest", "validator", "loader")
+    }
+
+    def with_db(measure: Callable[[str], tuple[int, float]]) -> float:
+        db = asyncio.run(create_database(infra.admin_dsn))
+        try:
+            rows, seconds = measure(db)
+        finally:
+            asyncio.run(drop_database(infra.admin_dsn, db))
+        return rows / seconds
+
+    results["baseline"] = repeat(args.runs, lambda: with_db(lambda db: baseline.measure(small, db)))
+    results["limit"] = repeat(args.runs, lambda: with_db(lambda db: limit.measure(csv, db)))
+    results["ratios"] = {
+        "pipeline_over_baseline": results["pipeline"]["median"] / results["baseline"]["median"],
+        "pipeline_over_limit": results["pipeline"]["median"] / results["limit"]["median"],
+    }
+    idle = bench.freshness(args.freshness_uploads, None)
+    busy = bench.freshness(max(args.freshness_uploads // 4, 20), csv)
+    results["freshness_ms"] = {
+        "idle": {
+            "p50": percentile(idle, 0.5) * 1000,
+            "p99": percentile(idle, 0.99) * 1000,
+            "n": len(idle),
+        },
+        "during_load": {
+            "p50": percentile(busy, 0.5) * 1000,
+            "p99": percentile(busy, 0.99) * 1000,
+            "n": len(busy),
+        },
+    }
+    results["dashboard"] = bench.dashboard(csv, args.dashboard_seconds)
+    results["ingest_memory"] = bench.ingest_memory(args.ingest_mb)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (RESULTS / "latest.md").write_text(table)
+    print(table)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    def f(stat: dict[str, float]) -> str:
+        return f"{stat['median']:,.0f} ({stat['min']:,.0f}-{stat['max']:,.0f}, n={stat['n']})"
+
+    fresh, dash, mem = r["freshness_ms"], r["dashboard"], r["ingest_memory"]
+    lines = [
+        f"Machine: {r['machine']['cpus']} cores, Python {r['machine']['python']}, {r['machine']['platform']}, {r['machine']['date']}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| pipeline end to end, {r['rows']:,} rows, rows/s (median, min-max) | {f(r['pipeline'])} |",
+        f"| baseline (pandas, row-by-row, one INSERT a row), rows/s | {f(r['baseline'])} |",
+        f"| limit (COPY of the CSV), rows/s | {f(r['limit'])} |",
+        f"| pipeline / baseline | {r['ratios']['pipeline_over_baseline']:.1f}x |",
+        f"| pipeline / limit | {r['ratios']['pipeline_over_limit']:.3f} |",
+        f"| stage: ingest → sales.raw, rows/s | {f(r['stages']['ingest'])} |",
+        f"| stage: validator (busy time), rows/s | {f(r['stages']['validator'])} |",
+        f"| stage: loader (busy time), rows/s | {f(r['stages']['loader'])} |",
+        f"| freshness idle, p50 / p99 ms (n={fresh['idle']['n']}) | {fresh['idle']['p50']:.0f} / {fresh['idle']['p99']:.0f} |",
+        f"| freshness during the load, p50 / p99 ms (n={fresh['during_load']['n']}) | {fresh['during_load']['p50']:.0f} / {fresh['during_load']['p99']:.0f} |",
+    ]
+    if "skipped" in dash:
+        lines.append(f"| dashboard | skipped: {dash['skipped']} |")
+    else:
+        lines.append(
+            f"| dashboard summary, idle, 32 connections: requests/s, p99 ms | {dash['requests_per_s']:,.0f}, {dash['p99_ms']:.1f} (non-2xx {dash['non_2xx']}) |"
+        )
+    lines.append(
+        f"| ingest RSS, {mem['file_mb']:,.0f} MB file: rest → peak (growth) MB | {mem['rss_rest_mb']:.0f} → {mem['rss_peak_mb']:.0f} ({mem['growth_mb']:.0f}) |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
