@@ -126,3 +126,9 @@ def pipeline(
     yield running
     exit_codes = running.stop_all()
     assert set(exit_codes.values()) <= {0}, f"SIGTERM must stop every service cleanly: {exit_codes}"
+
+
+@pytest.fixture
+def started(pipeline: RunningPipeline) -> RunningPipeline:
+    pipeline.start_all()
+    return pipeline

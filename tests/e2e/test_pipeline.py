@@ -27,12 +27,6 @@ RAW_CUSTOMER_IDS = sorted(
 )
 
 
-@pytest.fixture
-def started(pipeline: RunningPipeline) -> RunningPipeline:
-    pipeline.start_all()
-    return pipeline
-
-
 def reasons(detail: dict[str, object]) -> dict[int, list[str]]:
     rows = detail["rejections"]
     assert isinstance(rows, list)

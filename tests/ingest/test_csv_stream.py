@@ -86,3 +86,18 @@ def test_header_is_normalised_and_optional_columns_allowed() -> None:
 def test_duplicated_columns_are_refused() -> None:
     with pytest.raises(HeaderError, match="duplicated columns: price"):
         check_header(["product", "price", "price", "quantity"])
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1000])
+def test_cr_only_line_endings_and_cr_inside_quotes(chunk: int) -> None:
+    data = b'product,price,quantity\r"Halal\rA",1,1\rHalal B,2,2'
+    assert parse(data, chunk) == [
+        ["product", "price", "quantity"],
+        ["Halal\rA", "1", "1"],
+        ["Halal B", "2", "2"],
+    ]
+
+
+def test_nul_byte_is_a_clear_problem() -> None:
+    with pytest.raises(CsvProblem, match="NUL"):
+        parse(b"product,price,quantity\nHalal\x00A,1,1\n", 1000)

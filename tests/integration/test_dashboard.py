@@ -127,6 +127,7 @@ async def test_summary_and_upload_detail_read_the_aggregates(
         wrong_scope = await client.get(
             "/api/v1/summary", headers=bearer(settings.auth, "uploads:write")
         )
+        exported = await client.get(f"/api/v1/uploads/{upload}/rejections.csv", headers=reader)
         metrics = await client.get("/metrics")
         ready = await client.get("/readyz")
     assert summary.status_code == 200
@@ -145,6 +146,9 @@ async def test_summary_and_upload_detail_read_the_aggregates(
             ],
         }
     ]
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.splitlines()[1] == "2,prefix,must start with Halal,Monitor,,,"
     assert missing.status_code == 404
     assert no_token.status_code == 401
     assert wrong_scope.status_code == 403

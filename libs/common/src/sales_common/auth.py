@@ -133,7 +133,11 @@ class TokenVerifier:
         return self._decode(token, key, algorithms, issuer, audience)
 
     def _decode(
-        self, token: str, key: str | dict[str, Any], algorithms: list[str], issuer: str,
+        self,
+        token: str,
+        key: str | dict[str, Any],
+        algorithms: list[str],
+        issuer: str,
         audience: str,
     ) -> Principal:
         try:

@@ -10,12 +10,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sales_common.auth import SCOPE_SALES_READ, Principal, TokenIssuer, require_scope, verify_secret
 from sales_common.errors import ApiError, NotFound
 from sales_common.uploads import UploadStatus, fetch_upload
 
 from dashboard.config import DashboardSettings
+from dashboard.export import csv_lines
 from dashboard.repository import DashboardRepository
 
 router = APIRouter()
@@ -155,4 +157,30 @@ async def upload_detail(
     rows = await repo.rejections(upload_id, limit, offset)
     return UploadDetail(
         **status.model_dump(), rejections=[RejectedRow.model_validate(dict(r)) for r in rows]
+    )
+
+
+REJECTION_COLUMNS = ["row_number", "rules", "messages", "product", "price", "quantity", "date"]
+
+
+@router.get("/api/v1/uploads/{upload_id}/rejections.csv", response_class=StreamingResponse)
+async def rejections_csv(request: Request, upload_id: UUID, _: ReaderDep) -> StreamingResponse:
+    """An upload's rejected rows with every reason, as CSV (formula cells neutralised)."""
+    if await fetch_upload(request.state.pool, upload_id) is None:
+        raise NotFound(f"upload {upload_id} not found")
+    repo: DashboardRepository = request.state.repository
+    rows = await repo.rejections(upload_id, limit=1_000_000, offset=0)
+    table = (
+        [
+            r["row_number"],
+            " ".join(v["rule"] for v in r["violations"]),
+            "; ".join(v["message"] for v in r["violations"]),
+            *(r["fields"].get(c, "") for c in ("product", "price", "quantity", "date")),
+        ]
+        for r in rows
+    )
+    return StreamingResponse(
+        csv_lines(REJECTION_COLUMNS, table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="rejections-{upload_id}.csv"'},
     )

@@ -11,10 +11,12 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 
 from sales_common.events import KNOWN_COLUMNS, REQUIRED_COLUMNS
 
 _BOM = "\ufeff"
+_LINE_END = re.compile(r"[\r\n]")
 
 
 class CsvProblem(ValueError):
@@ -91,6 +93,8 @@ class CsvRecordStream:
         if self._at_start and text:
             self._at_start = False
             text = text.removeprefix(_BOM)
+        if "\x00" in text:  # PostgreSQL text cannot hold it, and no sales data has one
+            raise CsvProblem("the file contains a NUL byte: not a text CSV")
         return text
 
     def _complete_records(self, text: str) -> list[list[str]]:
@@ -107,21 +111,27 @@ class CsvRecordStream:
     @staticmethod
     def _parse(text: str) -> list[list[str]]:
         # Blank lines parse as []; they carry no data and get no row number.
-        return [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        try:
+            return [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        except csv.Error as exc:  # e.g. a NUL byte
+            raise CsvProblem(f"the file is not valid CSV: {exc}") from exc
 
 
 def _last_record_boundary(buf: str) -> int:
-    """Index just after the last newline that is outside quotes, or 0."""
-    last_newline = buf.rfind("\n")
+    """Index just after the last line ending (LF, CR or CRLF) outside quotes, or 0.
+
+    Cutting a CRLF between its CR and LF is harmless: the LF alone parses as a blank line.
+    """
+    last_newline = max(buf.rfind("\n"), buf.rfind("\r"))
     if last_newline < 0:
         return 0
     if buf.count('"', 0, last_newline) % 2 == 0:
         return last_newline + 1
-    # Slow path: the last newline sits inside a quoted field; walk newlines with parity.
+    # Slow path: the last line ending sits inside a quoted field; walk them with parity.
     boundary, position, quotes = 0, 0, 0
-    while (newline := buf.find("\n", position, last_newline + 1)) >= 0:
-        quotes += buf.count('"', position, newline)
+    for match in _LINE_END.finditer(buf, 0, last_newline + 1):
+        quotes += buf.count('"', position, match.start())
         if quotes % 2 == 0:
-            boundary = newline + 1
-        position = newline + 1
+            boundary = match.end()
+        position = match.start()
     return boundary
