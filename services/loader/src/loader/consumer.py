@@ -110,13 +110,29 @@ class LoaderLoop:
                 )
                 if batches:
                     async with self.lock:
-                        # A rebalance during the fetch re-sought every partition to its stored
-                        # offset: this batch is stale, the records will be fetched again.
                         if epoch == self.assignment_epoch:
                             await self._store(batches)
+                        else:
+                            # A rebalance finished during the fetch: these records may come
+                            # from before or after its seeks. Drop them and rewind what we own
+                            # to the stored offsets, so nothing is skipped or stored twice.
+                            await self._rewind([tp for tp in batches if tp in self.positions])
                 await update_lag(self.consumer, self._metrics.lag)
         finally:
             await self.consumer.stop()
+
+    async def _rewind(self, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
+        stored = await with_backoff(
+            lambda: self._repo.stored_offsets(sorted({tp.topic for tp in partitions})),
+            "read stored offsets",
+            transient=is_transient_db_error,
+        )
+        unknown = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
+        beginnings = await self.consumer.beginning_offsets(unknown) if unknown else {}
+        for tp in partitions:
+            self.consumer.seek(tp, stored.get((tp.topic, tp.partition), beginnings.get(tp, 0)))
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         async with self.lock:

@@ -99,10 +99,15 @@ class ValidatorLoop:
                     if self._stopping.is_set():
                         break
                     async with self._lock:
-                        # After a rebalance the partition was re-sought to its committed
-                        # offset; records fetched before that would be produced twice.
-                        if epoch == self._assignment_epoch and tp in self._producers:
+                        if tp not in self._producers:
+                            continue  # not ours any more
+                        if epoch == self._assignment_epoch:
                             await self._process(tp, records)
+                        else:
+                            # A rebalance finished during the fetch: these records may come
+                            # from before or after its seeks. Drop them and rewind to the
+                            # committed offset, so nothing is skipped or produced twice.
+                            await self._rewind(tp)
                 await update_lag(self.consumer, self._metrics.lag)
         finally:
             async with self._lock:
@@ -120,6 +125,12 @@ class ValidatorLoop:
                 if committed is not None:
                     self.consumer.seek(tp, committed)
             log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
+
+    async def _rewind(self, tp: TopicPartition) -> None:
+        committed = await with_backoff(lambda: self.consumer.committed(tp), "committed offset")
+        if committed is None:
+            committed = (await self.consumer.beginning_offsets([tp]))[tp]
+        self.consumer.seek(tp, committed)
 
     async def _start_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         prefix = self._settings.transactional_id_prefix
@@ -196,16 +207,14 @@ class ValidatorLoop:
         except KafkaError as exc:
             self._metrics.aborted.inc()
             log.warning("transaction_aborted", partition=tp.partition, error=repr(exc)[:200])
-            await self._restart_partition(tp, records[0].offset)
+            await self._restart_partition(tp)
             return
         self._count(results)
         self._metrics.batch_seconds.observe(time.monotonic() - started)
 
-    async def _restart_partition(self, tp: TopicPartition, batch_start: int) -> None:
+    async def _restart_partition(self, tp: TopicPartition) -> None:
         """After a failed transaction: a fresh producer (new epoch) and a rewind to the last
         committed offset, so the batch is fetched and produced again, once."""
         await self._close_producers([tp])
         self._producers[tp] = await self._start_producer(tp)
-        committed = await with_backoff(lambda: self.consumer.committed(tp), "committed offset")
-        # Nothing committed yet for tp means this batch was its first: rewind to its start.
-        self.consumer.seek(tp, committed if committed is not None else batch_start)
+        await self._rewind(tp)
