@@ -26,8 +26,9 @@ up: setup  ## Kafka, PostgreSQL, topics, migrations and the four services (idemp
 down:  ## stop everything, keep the data
 	$(UV) run devstack down
 
-run: setup  ## up, upload data/sales.csv, wait until processed, print the summary
-	$(UV) run devstack run data/sales.csv
+run: up  ## up, upload data/sales.csv with the client, wait until processed, print the summary
+	@eval "$$($(UV) run devstack env uploader)" && $(UV) run sales-pipeline upload --wait data/sales.csv
+	@eval "$$($(UV) run devstack env viewer)" && $(UV) run sales-pipeline summary
 
 status:
 	$(UV) run devstack status

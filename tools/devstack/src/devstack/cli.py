@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -22,9 +23,8 @@ from sales_common.kafka import ensure_topics, with_backoff
 from sales_common.settings import KafkaSettings, PostgresSettings
 
 from devstack import generate, kafka, postgres, processes, services
-from devstack.client import PipelineClient
 from devstack.config import REPO_ROOT, StackConfig
-from devstack.secrets import StackSecrets, load_or_create
+from devstack.secrets import CLIENT_SCOPES, StackSecrets, load_or_create
 
 SCHEMA_DIR = REPO_ROOT / "docs" / "schemas"
 
@@ -72,27 +72,17 @@ def down(config: StackConfig) -> None:
     postgres.stop(config)
 
 
-def run(config: StackConfig, csv: Path) -> int:
-    secrets = up(config)
-    client = PipelineClient(config.service_url("ingest"), config.service_url("dashboard"))
-    try:
-        upload_token = client.token("uploader", secrets.client_secrets["uploader"])
-        response = client.upload(csv, upload_token)
-        print(f"\nPOST /api/v1/uploads {csv.name} -> {response.status_code} {response.text}")
-        if response.status_code >= 400:
-            return 1
-        upload_id = response.json()["upload_id"]
-        status = client.wait_complete(upload_id, upload_token)
-        print(
-            f"upload {upload_id}: {status['status']}, rows {status['rows_total']},"
-            f" valid {status['valid_count']}, rejected {status['rejected_count']}"
-        )
-        summary = client.summary(client.token("viewer", secrets.client_secrets["viewer"]))
-        print("\nGET /api/v1/summary")
-        print(json.dumps(summary, indent=2))
-    finally:
-        client.close()
-    return 0
+def env(config: StackConfig, client_id: str) -> None:
+    """Shell exports that point the sales-pipeline client at this stack as `client_id`."""
+    secrets = load_or_create(config.secrets_file)
+    values = {
+        "SALES_INGEST_URL": config.service_url("ingest"),
+        "SALES_DASHBOARD_URL": config.service_url("dashboard"),
+        "SALES_CLIENT_ID": client_id,
+        "SALES_CLIENT_SECRET": secrets.client_secrets[client_id],
+    }
+    for key, value in values.items():
+        print(f"export {key}={shlex.quote(value)}")
 
 
 def status(config: StackConfig) -> None:
@@ -134,8 +124,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up")
     sub.add_parser("down")
-    run_parser = sub.add_parser("run")
-    run_parser.add_argument("csv", nargs="?", type=Path, default=REPO_ROOT / "data" / "sales.csv")
+    env_parser = sub.add_parser("env")
+    env_parser.add_argument("client", choices=sorted(CLIENT_SCOPES))
     sub.add_parser("status")
     sub.add_parser("clean")
     sub.add_parser("infra", help="only Kafka, PostgreSQL, topics and migrations")
@@ -155,8 +145,8 @@ def main() -> None:
             start_infrastructure(config)
         elif args.command == "down":
             down(config)
-        elif args.command == "run":
-            sys.exit(run(config, args.csv))
+        elif args.command == "env":
+            env(config, args.client)
         elif args.command == "status":
             status(config)
         elif args.command == "clean":

@@ -18,11 +18,11 @@ from typing import Any
 import asyncpg
 from loader.migrations import migrate
 from pydantic import SecretStr
+from sales_cli.client import PipelineClient
 from sales_common.kafka import ensure_topics
 from sales_common.settings import KafkaSettings, PostgresSettings, TopicSettings
 
 from devstack import services
-from devstack.client import PipelineClient
 from devstack.config import REPO_ROOT
 from devstack.secrets import StackSecrets, generate
 

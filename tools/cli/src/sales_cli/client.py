@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,19 @@ class PipelineClient:
         token: str,
         idempotency_key: str | None = None,
         chunk_bytes: int = 256 * 1024,
+        on_chunk: Callable[[int, int], None] | None = None,
     ) -> httpx.Response:
+        """Stream `path`; `on_chunk(bytes_sent, lines_sent)` reports progress."""
+
         def chunks() -> Iterator[bytes]:
+            sent = lines = 0
             with open(path, "rb") as handle:
                 while chunk := handle.read(chunk_bytes):
                     yield chunk
+                    sent += len(chunk)
+                    lines += chunk.count(b"\n")
+                    if on_chunk is not None:
+                        on_chunk(sent, lines)
 
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
         if idempotency_key:
@@ -63,11 +71,18 @@ class PipelineClient:
         return result
 
     def wait_complete(
-        self, upload_id: str, token: str, timeout_s: float = 120, poll_s: float = 0.1
+        self,
+        upload_id: str,
+        token: str,
+        timeout_s: float = 120,
+        poll_s: float = 0.1,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.upload_status(upload_id, token)
+            if on_status is not None:
+                on_status(status)
             if status["status"] in ("complete", "failed"):
                 return status
             if time.monotonic() > deadline:
