@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,11 +12,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sales_common.auth import SCOPE_SALES_READ, Principal, TokenIssuer, require_scope, verify_secret
 from sales_common.errors import ApiError, NotFound
-from sales_common.uploads import UploadStatus, fetch_upload
+from sales_common.uploads import fetch_upload
 
 from dashboard.config import DashboardSettings
 from dashboard.export import csv_lines
 from dashboard.repository import DashboardRepository
+from dashboard.service import Summary, UploadDetail, read_summary, read_upload
 
 router = APIRouter()
 ReaderDep = Annotated[Principal, Depends(require_scope(SCOPE_SALES_READ))]
@@ -40,38 +39,6 @@ class TokenResponse(BaseModel):
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
     scope: str
-
-
-class ProductTotal(BaseModel):
-    product: str
-    total_amount: Decimal
-    quantity: int
-    sales_count: int
-
-
-class DayTotal(BaseModel):
-    day: date
-    total_amount: Decimal
-    sales_count: int
-
-
-class Summary(BaseModel):
-    total_sales: Decimal
-    valid_count: int
-    rejected_count: int
-    products: list[ProductTotal]
-    rejections_by_rule: dict[str, int]
-    daily: list[DayTotal]
-
-
-class RejectedRow(BaseModel):
-    row_number: int | None
-    fields: dict[str, str]
-    violations: list[dict[str, str]]
-
-
-class UploadDetail(UploadStatus):
-    rejections: list[RejectedRow]
 
 
 def _client_credentials(
@@ -122,16 +89,7 @@ async def issue_token(
 async def summary(
     request: Request, _: ReaderDep, days: Annotated[int, Query(ge=1, le=366)] = 31
 ) -> Summary:
-    repo: DashboardRepository = request.state.repository
-    products = [ProductTotal.model_validate(dict(r)) for r in await repo.product_totals()]
-    return Summary(
-        total_sales=sum((p.total_amount for p in products), Decimal("0.00")),
-        valid_count=sum(p.sales_count for p in products),
-        rejected_count=await repo.rejected_rows(),
-        products=products,
-        rejections_by_rule={r["rule"]: r["count"] for r in await repo.rule_counts()},
-        daily=[DayTotal.model_validate(dict(r)) for r in await repo.daily_totals(days)],
-    )
+    return await read_summary(request.state.repository, days)
 
 
 @router.get("/api/v1/uploads", response_model=list[dict[str, Any]])
@@ -150,14 +108,12 @@ async def upload_detail(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UploadDetail:
-    status = await fetch_upload(request.state.pool, upload_id)
-    if status is None:
-        raise NotFound(f"upload {upload_id} not found")
-    repo: DashboardRepository = request.state.repository
-    rows = await repo.rejections(upload_id, limit, offset)
-    return UploadDetail(
-        **status.model_dump(), rejections=[RejectedRow.model_validate(dict(r)) for r in rows]
+    detail = await read_upload(
+        request.state.pool, request.state.repository, upload_id, limit, offset
     )
+    if detail is None:
+        raise NotFound(f"upload {upload_id} not found")
+    return detail
 
 
 REJECTION_COLUMNS = ["row_number", "rules", "messages", "product", "price", "quantity", "date"]

@@ -11,6 +11,20 @@ class ClientSettings(BaseModel):
     scopes: list[str]
 
 
+class UserSettings(BaseModel):
+    """A person who may log in to the web page: an Argon2id password hash and scopes."""
+
+    password_hash: str
+    scopes: list[str] = Field(default_factory=lambda: ["sales:read"])
+
+
+class LoginLimits(BaseModel):
+    """Failed logins allowed per (user, address) within the window before 429."""
+
+    max_failures: int = 5
+    window_s: int = 300
+
+
 class DashboardSettings(ServiceSettings):
     model_config = ServiceSettings.model_config | {"env_prefix": "DASHBOARD_"}
 
@@ -20,3 +34,8 @@ class DashboardSettings(ServiceSettings):
     # JSON in the environment: {"client-id": {"secret_hash": "...", "scopes": ["sales:read"]}}
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     token_ttl_s: int = 900
+    # JSON in the environment: {"alice": {"password_hash": "$argon2id$...", "scopes": [...]}}
+    users: dict[str, UserSettings] = Field(default_factory=dict)
+    session_ttl_s: int = 900
+    login_limits: LoginLimits = Field(default_factory=LoginLimits)
+    refresh_s: int = 5

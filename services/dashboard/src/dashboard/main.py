@@ -15,6 +15,8 @@ from sales_common.observability import install_observability
 from dashboard.api import router
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
+from dashboard.ui import LoginThrottle
+from dashboard.ui import router as ui_router
 
 
 def create_app(settings: DashboardSettings | None = None) -> FastAPI:
@@ -35,6 +37,7 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
                 "repository": DashboardRepository(pool),
                 "token_issuer": TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
                 "token_verifier": TokenVerifier(settings.auth),
+                "login_throttle": LoginThrottle(settings.login_limits),
                 "readiness_checks": {"postgres": lambda: check_database(pool)},
                 "heartbeats": {},
             }
@@ -43,4 +46,5 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_observability(app, registry)
     app.include_router(router)
+    app.include_router(ui_router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sales_common.auth import SCOPE_ADMIN, SCOPE_SALES_READ, SCOPE_UPLOADS_WRITE, hash_secret
@@ -18,6 +18,9 @@ CLIENT_SCOPES = {
 }
 
 
+USERS = ("alice",)
+
+
 @dataclass(frozen=True)
 class StackSecrets:
     jwt_secret: str
@@ -25,6 +28,17 @@ class StackSecrets:
     postgres_password: str
     client_secrets: dict[str, str]
     client_secret_hashes: dict[str, str]
+    # People who log in to the dashboard page.
+    user_passwords: dict[str, str] = field(default_factory=dict)
+    user_password_hashes: dict[str, str] = field(default_factory=dict)
+
+    def users_json(self) -> str:
+        return json.dumps(
+            {
+                user: {"password_hash": hashed, "scopes": [SCOPE_SALES_READ]}
+                for user, hashed in self.user_password_hashes.items()
+            }
+        )
 
     def clients_json(self) -> str:
         return json.dumps(
@@ -37,12 +51,15 @@ class StackSecrets:
 
 def generate() -> StackSecrets:
     client_secrets = {client: secrets.token_urlsafe(24) for client in CLIENT_SCOPES}
+    passwords = {user: secrets.token_urlsafe(12) for user in USERS}
     return StackSecrets(
         jwt_secret=secrets.token_urlsafe(48),
         pii_hmac_key=secrets.token_urlsafe(48),
         postgres_password=secrets.token_urlsafe(18),
         client_secrets=client_secrets,
         client_secret_hashes={c: hash_secret(s) for c, s in client_secrets.items()},
+        user_passwords=passwords,
+        user_password_hashes={u: hash_secret(p) for u, p in passwords.items()},
     )
 
 

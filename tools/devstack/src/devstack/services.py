@@ -54,6 +54,7 @@ def service_env(
         env["VALIDATOR_PII__HMAC_KEY"] = secrets.pii_hmac_key
     if name == "dashboard":
         env["DASHBOARD_CLIENTS"] = secrets.clients_json()
+        env["DASHBOARD_USERS"] = secrets.users_json()
     if endpoints.group_suffix and name in ("validator", "loader"):
         env[f"{prefix}_GROUP_ID"] = f"{name}{endpoints.group_suffix}"
         if name == "validator":

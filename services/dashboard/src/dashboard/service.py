@@ -1,0 +1,69 @@
+"""What the dashboard shows, read from the precomputed aggregates; used by the API and the page."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import BaseModel
+from sales_common.db import Pool
+from sales_common.uploads import UploadStatus, fetch_upload
+
+from dashboard.repository import DashboardRepository
+
+
+class ProductTotal(BaseModel):
+    product: str
+    total_amount: Decimal
+    quantity: int
+    sales_count: int
+
+
+class DayTotal(BaseModel):
+    day: date
+    total_amount: Decimal
+    sales_count: int
+
+
+class Summary(BaseModel):
+    total_sales: Decimal
+    valid_count: int
+    rejected_count: int
+    products: list[ProductTotal]
+    rejections_by_rule: dict[str, int]
+    daily: list[DayTotal]
+
+
+class RejectedRow(BaseModel):
+    row_number: int | None
+    fields: dict[str, str]
+    violations: list[dict[str, str]]
+
+
+class UploadDetail(UploadStatus):
+    rejections: list[RejectedRow]
+
+
+async def read_summary(repo: DashboardRepository, days: int = 31) -> Summary:
+    products = [ProductTotal.model_validate(dict(r)) for r in await repo.product_totals()]
+    return Summary(
+        total_sales=sum((p.total_amount for p in products), Decimal("0.00")),
+        valid_count=sum(p.sales_count for p in products),
+        rejected_count=await repo.rejected_rows(),
+        products=products,
+        rejections_by_rule={r["rule"]: r["count"] for r in await repo.rule_counts()},
+        daily=[DayTotal.model_validate(dict(r)) for r in await repo.daily_totals(days)],
+    )
+
+
+async def read_upload(
+    pool: Pool, repo: DashboardRepository, upload_id: UUID, limit: int = 1000, offset: int = 0
+) -> UploadDetail | None:
+    status = await fetch_upload(pool, upload_id)
+    if status is None:
+        return None
+    rows = await repo.rejections(upload_id, limit, offset)
+    return UploadDetail(
+        **status.model_dump(), rejections=[RejectedRow.model_validate(dict(r)) for r in rows]
+    )
