@@ -61,14 +61,14 @@ class PipelineClient:
             content=chunks(),
         )
 
-    def upload_status(self, upload_id: str, token: str) -> dict[str, Any]:
-        response = self._http.get(
-            f"{self.ingest_url}/api/v1/uploads/{upload_id}",
-            headers={"Authorization": f"Bearer {token}"},
-        )
+    def _get_json(self, url: str, token: str) -> dict[str, Any]:
+        response = self._http.get(url, headers={"Authorization": f"Bearer {token}"})
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+    def upload_status(self, upload_id: str, token: str) -> dict[str, Any]:
+        return self._get_json(f"{self.ingest_url}/api/v1/uploads/{upload_id}", token)
 
     def wait_complete(
         self,
@@ -92,18 +92,7 @@ class PipelineClient:
             time.sleep(poll_s)
 
     def summary(self, token: str) -> dict[str, Any]:
-        response = self._http.get(
-            f"{self.dashboard_url}/api/v1/summary", headers={"Authorization": f"Bearer {token}"}
-        )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return self._get_json(f"{self.dashboard_url}/api/v1/summary", token)
 
     def upload_detail(self, upload_id: str, token: str) -> dict[str, Any]:
-        response = self._http.get(
-            f"{self.dashboard_url}/api/v1/uploads/{upload_id}",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return self._get_json(f"{self.dashboard_url}/api/v1/uploads/{upload_id}", token)

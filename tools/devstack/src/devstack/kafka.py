@@ -97,15 +97,15 @@ def install(config: StackConfig) -> None:
     stamp.write_text(POM.read_text())
 
 
-def _java(config: StackConfig, main_class: str, *args: str) -> list[str]:
+def _java(libs: Path, work_dir: Path, main_class: str, *args: str) -> list[str]:
     return [
         "java",
         "-Xms256m",
         "-Xmx1g",
         "-XX:+UseG1GC",
-        f"-Dlog4j2.configurationFile={config.kafka_dir / 'log4j2.properties'}",
+        f"-Dlog4j2.configurationFile={work_dir / 'log4j2.properties'}",
         "-cp",
-        f"{libs_dir(config)}/*",
+        f"{libs}/*",
         main_class,
         *args,
     ]
@@ -117,41 +117,58 @@ def is_listening(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start(config: StackConfig) -> None:
-    """Start the broker unless it already runs; format storage on first start."""
-    pid_file = config.run_dir / "kafka.pid"
-    if processes.read_pid(pid_file):
-        return
-    if is_listening(config.host, config.kafka_port):
-        raise processes.StackError(f"port {config.kafka_port} is taken by another process")
+def launch(
+    config: StackConfig,
+    work_dir: Path,
+    properties: str,
+    pid_file: Path,
+    scram_users: tuple[str, ...] = (),
+) -> None:
+    """Format storage (first time only, adding SCRAM users) and spawn a broker in `work_dir`.
+
+    `scram_users` are StorageTool `--add-scram` values, e.g. "SCRAM-SHA-256=[name=a,password=b]".
+    """
     install(config)
-    data_dir = config.kafka_dir / "data"
-    properties = config.kafka_dir / "server.properties"
-    config.kafka_dir.mkdir(parents=True, exist_ok=True)
-    properties.write_text(server_properties(config, data_dir))
-    (config.kafka_dir / "log4j2.properties").write_text(
-        LOG4J2.format(log_file=config.log_dir / "kafka-server.log")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    server = work_dir / "server.properties"
+    server.write_text(properties)
+    (work_dir / "log4j2.properties").write_text(
+        LOG4J2.format(log_file=work_dir / "kafka-server.log")
     )
+    data_dir = work_dir / "data"
     if not (data_dir / "meta.properties").exists():
+        scram = [arg for user in scram_users for arg in ("--add-scram", user)]
         subprocess.run(
             _java(
-                config,
+                libs_dir(config),
+                work_dir,
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
                 _cluster_id(),
                 "-c",
-                str(properties),
+                str(server),
                 "--ignore-formatted",
+                *scram,
             ),
             check=True,
             stdout=subprocess.DEVNULL,
         )
     processes.spawn(
-        _java(config, "kafka.Kafka", str(properties)),
+        _java(libs_dir(config), work_dir, "kafka.Kafka", str(server)),
         pid_file,
-        config.log_dir / "kafka.log",
+        work_dir / "kafka.out",
     )
+
+
+def start(config: StackConfig) -> None:
+    """Start the stack's broker unless it already runs; format storage on first start."""
+    pid_file = config.run_dir / "kafka.pid"
+    if processes.read_pid(pid_file):
+        return
+    if is_listening(config.host, config.kafka_port):
+        raise processes.StackError(f"port {config.kafka_port} is taken by another process")
+    launch(config, config.kafka_dir, server_properties(config, config.kafka_dir / "data"), pid_file)
     processes.wait_until(
         lambda: is_listening(config.host, config.kafka_port), 90, "Kafka to listen"
     )

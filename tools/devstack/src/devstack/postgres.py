@@ -38,7 +38,7 @@ def _major(path: str) -> int:
         return 0
 
 
-def _as_db_user(command: list[str]) -> list[str]:
+def as_db_user(command: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return command
     try:
@@ -48,7 +48,7 @@ def _as_db_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", OS_USER, "--", *command]
 
 
-def _own(path: Path) -> None:
+def own(path: Path) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(OS_USER)
         for root, dirs, files in os.walk(path):
@@ -82,9 +82,9 @@ def start(config: StackConfig, app_password: str) -> None:
     socket_dir.mkdir(exist_ok=True)
     if not (pgdata / "PG_VERSION").exists():
         pgdata.mkdir(parents=True, exist_ok=True)
-        _own(config.postgres_dir)
+        own(config.postgres_dir)
         subprocess.run(
-            _as_db_user(
+            as_db_user(
                 [
                     str(binaries / "initdb"),
                     "-D",
@@ -106,12 +106,12 @@ def start(config: StackConfig, app_password: str) -> None:
             f"host all postgres {config.host}/32 trust\n"
             f"host all all {config.host}/32 scram-sha-256\n"
         )
-    _own(config.postgres_dir)
+    own(config.postgres_dir)
     log_file = config.log_dir / "postgres.log"
     log_file.touch()
     _own_file(log_file)
     status = subprocess.run(
-        _as_db_user([str(binaries / "pg_ctl"), "-D", str(pgdata), "status"]),
+        as_db_user([str(binaries / "pg_ctl"), "-D", str(pgdata), "status"]),
         capture_output=True,
     )
     if status.returncode != 0:
@@ -120,7 +120,7 @@ def start(config: StackConfig, app_password: str) -> None:
             " -c max_connections=200 -c shared_buffers=256MB -c fsync=on"
         )
         subprocess.run(
-            _as_db_user(
+            as_db_user(
                 [
                     str(binaries / "pg_ctl"),
                     "-D",
@@ -195,7 +195,7 @@ def stop(config: StackConfig) -> bool:
     if not (pgdata / "postmaster.pid").exists():
         return False
     subprocess.run(
-        _as_db_user([str(bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
+        as_db_user([str(bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
         check=False,
         stdout=subprocess.DEVNULL,
     )
