@@ -35,6 +35,11 @@ def csv_body(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
+def as_uploader(settings: IngestSettings, **headers: str) -> dict[str, str]:
+    """Headers of an authenticated text/csv upload."""
+    return {**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv", **headers}
+
+
 async def test_upload_streams_every_row_to_sales_raw(
     settings: IngestSettings, database: str
 ) -> None:
@@ -42,7 +47,7 @@ async def test_upload_streams_every_row_to_sales_raw(
         response = await client.post(
             "/api/v1/uploads?filename=sales.csv",
             content=csv_body("sales.csv"),
-            headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
+            headers=as_uploader(settings),
         )
         assert response.status_code == 202, response.text
         body = response.json()
@@ -69,7 +74,7 @@ async def test_bad_header_is_422_and_leaves_nothing(
         response = await client.post(
             "/api/v1/uploads",
             content=csv_body("invalid.csv"),
-            headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
+            headers=as_uploader(settings),
         )
     assert response.status_code == 422
     detail = response.json()["detail"]
@@ -90,7 +95,7 @@ async def test_header_only_file_is_complete_at_once(
         response = await client.post(
             "/api/v1/uploads",
             content=csv_body("empty.csv"),
-            headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
+            headers=as_uploader(settings),
         )
         assert response.status_code == 202
         assert response.json()["rows"] == 0
@@ -108,7 +113,7 @@ async def test_invalid_utf8_midway_is_refused_and_aborted(
         response = await client.post(
             "/api/v1/uploads",
             content=body,
-            headers={**bearer(settings.auth, "uploads:write"), "Content-Type": "text/csv"},
+            headers=as_uploader(settings),
         )
     assert response.status_code == 422
     bad_offset = body.index(b"\xff")
@@ -221,11 +226,7 @@ async def test_broker_unreachable_is_503_with_retry_after(
         response = await client.post(
             "/api/v1/uploads",
             content=csv_body("sales.csv"),
-            headers={
-                **bearer(settings.auth, "uploads:write"),
-                "Content-Type": "text/csv",
-                "Idempotency-Key": key,
-            },
+            headers=as_uploader(settings, **{"Idempotency-Key": key}),
         )
         live = await client.get("/healthz")
     assert ready.status_code == 503
@@ -243,11 +244,7 @@ async def test_broker_unreachable_is_503_with_retry_after(
         retry = await client.post(
             "/api/v1/uploads",
             content=csv_body("sales.csv"),
-            headers={
-                **bearer(settings.auth, "uploads:write"),
-                "Content-Type": "text/csv",
-                "Idempotency-Key": key,
-            },
+            headers=as_uploader(settings, **{"Idempotency-Key": key}),
         )
     assert retry.status_code == 202
     assert len(await consume(settings.kafka, settings.kafka.topics.raw, expected=6)) == 6
