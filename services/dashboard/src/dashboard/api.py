@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sales_common.auth import SCOPE_SALES_READ, Principal, TokenIssuer, require_scope, verify_secret
 from sales_common.errors import ApiError, NotFound
@@ -17,7 +17,7 @@ from sales_common.uploads import fetch_upload
 from dashboard.config import DashboardSettings
 from dashboard.export import csv_lines
 from dashboard.repository import DashboardRepository
-from dashboard.service import Summary, UploadDetail, read_summary, read_upload
+from dashboard.service import Summary, SummaryCache, UploadDetail, read_upload
 
 router = APIRouter()
 ReaderDep = Annotated[Principal, Depends(require_scope(SCOPE_SALES_READ))]
@@ -88,8 +88,11 @@ async def issue_token(
 @router.get("/api/v1/summary", response_model=Summary)
 async def summary(
     request: Request, _: ReaderDep, days: Annotated[int, Query(ge=1, le=366)] = 31
-) -> Summary:
-    return await read_summary(request.state.repository, days)
+) -> Response:
+    """Totals from the aggregate tables, at most `summary_cache_s` old."""
+    cache: SummaryCache = request.state.summary_cache
+    body = await cache.get(request.state.repository, days)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/api/v1/uploads", response_model=list[dict[str, Any]])

@@ -39,3 +39,5 @@ class DashboardSettings(ServiceSettings):
     session_ttl_s: int = 900
     login_limits: LoginLimits = Field(default_factory=LoginLimits)
     refresh_s: int = 5
+    # How stale GET /api/v1/summary may be; 0 reads the aggregates on every request.
+    summary_cache_s: float = 1.0

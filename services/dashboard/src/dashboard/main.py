@@ -15,6 +15,7 @@ from sales_common.observability import install_observability
 from dashboard.api import router
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
+from dashboard.service import SummaryCache
 from dashboard.ui import LoginThrottle
 from dashboard.ui import router as ui_router
 
@@ -38,6 +39,7 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
                 "token_issuer": TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
                 "token_verifier": TokenVerifier(settings.auth),
                 "login_throttle": LoginThrottle(settings.login_limits),
+                "summary_cache": SummaryCache(settings.summary_cache_s),
                 "readiness_checks": {"postgres": lambda: check_database(pool)},
                 "heartbeats": {},
             }

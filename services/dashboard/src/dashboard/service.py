@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -55,6 +57,30 @@ async def read_summary(repo: DashboardRepository, days: int = 31) -> Summary:
         rejections_by_rule={r["rule"]: r["count"] for r in await repo.rule_counts()},
         daily=[DayTotal.model_validate(dict(r)) for r in await repo.daily_totals(days)],
     )
+
+
+class SummaryCache:
+    """The summary, serialised, reused for `ttl_s`: many viewers polling cost one read.
+
+    Concurrent misses share one read (a lock), so a burst cannot stampede the database.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._entries: dict[int, tuple[float, bytes]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, repo: DashboardRepository, days: int) -> bytes:
+        entry = self._entries.get(days)
+        if entry is not None and time.monotonic() - entry[0] < self._ttl_s:
+            return entry[1]
+        async with self._lock:
+            entry = self._entries.get(days)
+            if entry is None or time.monotonic() - entry[0] >= self._ttl_s:
+                body = (await read_summary(repo, days)).model_dump_json().encode()
+                entry = (time.monotonic(), body)
+                self._entries[days] = entry
+        return entry[1]
 
 
 async def read_upload(
