@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
@@ -93,19 +94,63 @@ async def with_backoff(
             delay = min(delay * 2, max_s)
 
 
-async def update_lag(consumer: AIOKafkaConsumer, gauge: Gauge) -> None:
-    """Lag = end of the partition (last stable offset under read_committed) - position.
+class LagGauge:
+    """Consumer lag per partition, refreshed at most every `every_s` (it runs in the poll
+    loop, which turns several times a second under load).
 
-    The consumer's own position, not "last record + 1": with transactional producers the
-    partition ends with a commit marker that the position moves past but no record carries.
+    Lag = end of the partition (last stable offset under read_committed) - position: the
+    consumer's own position, not "last record + 1", because a transactional partition ends
+    with a commit marker that the position moves past but no record carries.
     """
-    for tp in consumer.assignment():
-        try:
-            position = await asyncio.wait_for(consumer.position(tp), 0.5)
-        except (TimeoutError, KafkaError):
-            continue
-        end = consumer.last_stable_offset(tp)
-        if end is None:
-            end = consumer.highwater(tp)
-        if end is not None:
-            gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(max(end - position, 0))
+
+    def __init__(self, gauge: Gauge, every_s: float = 1.0) -> None:
+        self._gauge = gauge
+        self._every_s = every_s
+        self._due = 0.0
+
+    async def update(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.monotonic()
+        if now < self._due:
+            return
+        self._due = now + self._every_s
+        for tp in consumer.assignment():
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 0.5)
+            except (TimeoutError, KafkaError):
+                continue
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            if end is not None:
+                lag = max(end - position, 0)
+                self._gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+
+
+class AssignmentGuard:
+    """The rule for batches that straddle a rebalance, shared by every consumer loop.
+
+    aiokafka runs the rebalance listener while the loop may be inside getmany(); the records
+    it returns may predate the listener's seeks or follow them. The listener works inside
+    `assigning()` (which bumps an epoch under the lock); the loop reads the epoch with
+    `epoch()` before fetching and processes a batch (holding `lock`) only if `current()`
+    still says so. Otherwise it must drop the batch *and* rewind to the durable offset:
+    dropping alone skips records, processing produces them twice (both seen in fault tests).
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self._epoch = 0
+
+    @contextlib.asynccontextmanager
+    async def assigning(self) -> AsyncIterator[None]:
+        async with self.lock:
+            self._epoch += 1
+            yield
+
+    async def epoch(self) -> int:
+        async with self.lock:  # never mid-assignment: its seeks are all done or not begun
+            return self._epoch
+
+    def current(self, epoch: int) -> bool:
+        """Under `lock`: no assignment happened since `epoch` was read."""
+        return epoch == self._epoch

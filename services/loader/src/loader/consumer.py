@@ -28,7 +28,7 @@ from sales_common.events import (
     event_id_for,
     unreadable_record,
 )
-from sales_common.kafka import update_lag, with_backoff
+from sales_common.kafka import AssignmentGuard, LagGauge, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 
@@ -58,9 +58,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._loop.lock:  # let the batch in flight finish first
-            for tp in revoked:
-                self._loop.positions.pop(tp, None)
+        async with self._loop.guard.lock:  # let the batch in flight finish first
+            pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._loop.seek_to_stored(assigned)
@@ -79,10 +78,8 @@ class LoaderLoop:
         self._metrics = metrics
         self._heartbeat = heartbeat
         self._stopping = asyncio.Event()
-        self.lock = asyncio.Lock()
-        self.positions: dict[TopicPartition, int] = {}
-        # Bumped by every assignment: a batch fetched before it may predate our seek.
-        self.assignment_epoch = 0
+        self.guard = AssignmentGuard()
+        self._lag = LagGauge(metrics.lag)
         topics = settings.kafka.topics
         self._validated, self._rejected = topics.validated, topics.rejected
         self.consumer = AIOKafkaConsumer(
@@ -102,26 +99,36 @@ class LoaderLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
-                async with self.lock:  # never mid-assignment: the seeks are done or not begun
-                    epoch = self.assignment_epoch
+                epoch = await self.guard.epoch()
                 batches = await self.consumer.getmany(
                     timeout_ms=self._settings.fetch_timeout_ms,
                     max_records=self._settings.max_batch_records,
                 )
                 if batches:
-                    async with self.lock:
-                        if epoch == self.assignment_epoch:
+                    async with self.guard.lock:
+                        if self.guard.current(epoch):
                             await self._store(batches)
-                        else:
-                            # A rebalance finished during the fetch: these records may come
-                            # from before or after its seeks. Drop them and rewind what we own
-                            # to the stored offsets, so nothing is skipped or stored twice.
-                            await self._rewind([tp for tp in batches if tp in self.positions])
-                await update_lag(self.consumer, self._metrics.lag)
+                        else:  # straddled a rebalance: drop, rewind what is still ours
+                            owned = self.consumer.assignment()
+                            await self._seek_to_stored([tp for tp in batches if tp in owned])
+                await self._lag.update(self.consumer)
         finally:
             await self.consumer.stop()
 
-    async def _rewind(self, partitions: list[TopicPartition]) -> None:
+    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """On assignment. A partition with no stored offset is left to auto_offset_reset:
+        an explicit seek to 0 here re-delivered records (aiokafka 0.14)."""
+        async with self.guard.assigning():
+            await self._seek_to_stored(partitions, from_beginning=False)
+            log.info(
+                "partitions_assigned",
+                partitions=[f"{tp.topic}/{tp.partition}" for tp in partitions],
+            )
+
+    async def _seek_to_stored(
+        self, partitions: list[TopicPartition], from_beginning: bool = True
+    ) -> None:
+        """Position `partitions` at the offsets committed with their rows in PostgreSQL."""
         if not partitions:
             return
         stored = await with_backoff(
@@ -130,28 +137,12 @@ class LoaderLoop:
             transient=is_transient_db_error,
         )
         unknown = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
-        beginnings = await self.consumer.beginning_offsets(unknown) if unknown else {}
+        if from_beginning and unknown:
+            beginnings = await self.consumer.beginning_offsets(unknown)
+            stored.update({(tp.topic, tp.partition): beginnings[tp] for tp in unknown})
         for tp in partitions:
-            self.consumer.seek(tp, stored.get((tp.topic, tp.partition), beginnings.get(tp, 0)))
-
-    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        async with self.lock:
-            self.assignment_epoch += 1
-            stored = await with_backoff(
-                lambda: self._repo.stored_offsets(sorted({tp.topic for tp in partitions})),
-                "read stored offsets",
-                transient=is_transient_db_error,
-            )
-            for tp in partitions:
-                offset = stored.get((tp.topic, tp.partition))
-                if offset is not None:
-                    self.consumer.seek(tp, offset)
-                # else: a fresh assignment starts from auto_offset_reset ("earliest")
-                self.positions[tp] = offset or 0
-            log.info(
-                "partitions_assigned",
-                partitions=[f"{tp.topic}/{tp.partition}" for tp in partitions],
-            )
+            if (tp.topic, tp.partition) in stored:
+                self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
 
     async def _store(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         started = time.monotonic()
@@ -168,9 +159,8 @@ class LoaderLoop:
                 except (ValidationError, ValueError) as exc:
                     source = f"{record.topic}/{record.partition}/{record.offset}"
                     rejections.append(unreadable_record(source, f"not a valid record: {exc}", now))
-        offsets = {
-            (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batches.items()
-        }
+        next_offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        offsets = {(tp.topic, tp.partition): offset for tp, offset in next_offsets.items()}
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
@@ -205,10 +195,8 @@ class LoaderLoop:
             partitions=len(batches),
             ms=round(elapsed * 1000, 1),
         )
-        for tp, records in batches.items():
-            self.positions[tp] = records[-1].offset + 1
         with contextlib.suppress(KafkaError):  # for lag tools only; the database is the truth
-            await self.consumer.commit({tp: self.positions[tp] for tp in batches})
+            await self.consumer.commit(next_offsets)
 
 
 def _reused_transaction_id(row: asyncpg.Record, now: datetime) -> RejectedSale:

@@ -34,7 +34,7 @@ from sales_common.events import (
     record_headers,
     unreadable_record,
 )
-from sales_common.kafka import update_lag, with_backoff
+from sales_common.kafka import AssignmentGuard, LagGauge, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.pii import CustomerHasher
@@ -67,10 +67,9 @@ class ValidatorLoop:
         self._heartbeat = heartbeat
         self._hasher = CustomerHasher(settings.pii)
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
-        # Bumped by every assignment: a batch fetched before it may predate our seek.
-        self._assignment_epoch = 0
-        # Held while a transaction is in flight, so a rebalance waits for it to finish.
-        self._lock = asyncio.Lock()
+        # Its lock is held while a transaction is in flight, so a rebalance waits for it.
+        self._guard = AssignmentGuard()
+        self._lag = LagGauge(metrics.lag)
         self._stopping = asyncio.Event()
         self.consumer = AIOKafkaConsumer(
             **settings.kafka.consumer_options(),
@@ -90,47 +89,42 @@ class ValidatorLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
-                async with self._lock:  # never mid-assignment: the seeks are done or not begun
-                    epoch = self._assignment_epoch
+                epoch = await self._guard.epoch()
                 batches = await self.consumer.getmany(
                     timeout_ms=500, max_records=self._settings.max_batch_records
                 )
                 for tp, records in batches.items():
                     if self._stopping.is_set():
                         break
-                    async with self._lock:
+                    async with self._guard.lock:
                         if tp not in self._producers:
                             continue  # not ours any more
-                        if epoch == self._assignment_epoch:
+                        if self._guard.current(epoch):
                             await self._process(tp, records)
-                        else:
-                            # A rebalance finished during the fetch: these records may come
-                            # from before or after its seeks. Drop them and rewind to the
-                            # committed offset, so nothing is skipped or produced twice.
-                            await self._rewind(tp)
-                await update_lag(self.consumer, self._metrics.lag)
+                        else:  # straddled a rebalance: drop, rewind
+                            await self._seek_to_committed(tp)
+                await self._lag.update(self.consumer)
         finally:
-            async with self._lock:
+            async with self._guard.lock:
                 await self._close_producers(list(self._producers))
             await self.consumer.stop()
 
     async def acquire(self, partitions: list[TopicPartition]) -> None:
-        async with self._lock:
-            self._assignment_epoch += 1
+        async with self._guard.assigning():
             for tp in partitions:
                 self._producers[tp] = await self._start_producer(tp)
-                # Without a committed offset the fresh assignment starts from
-                # auto_offset_reset ("earliest"); a batch dropped as stale is fetched again.
-                committed = await self.consumer.committed(tp)
-                if committed is not None:
-                    self.consumer.seek(tp, committed)
+                # Without a committed offset, leave tp to auto_offset_reset: an explicit
+                # seek to 0 here re-delivered records (aiokafka 0.14).
+                await self._seek_to_committed(tp, from_beginning=False)
             log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
 
-    async def _rewind(self, tp: TopicPartition) -> None:
+    async def _seek_to_committed(self, tp: TopicPartition, from_beginning: bool = True) -> None:
+        """Position tp at the offset the last committed transaction left."""
         committed = await with_backoff(lambda: self.consumer.committed(tp), "committed offset")
-        if committed is None:
+        if committed is None and from_beginning:
             committed = (await self.consumer.beginning_offsets([tp]))[tp]
-        self.consumer.seek(tp, committed)
+        if committed is not None:
+            self.consumer.seek(tp, committed)
 
     async def _start_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         prefix = self._settings.transactional_id_prefix
@@ -146,7 +140,7 @@ class ValidatorLoop:
         return producer
 
     async def release(self, partitions: list[TopicPartition]) -> None:
-        async with self._lock:
+        async with self._guard.lock:
             await self._close_producers(partitions)
 
     async def _close_producers(self, partitions: list[TopicPartition]) -> None:
@@ -217,4 +211,4 @@ class ValidatorLoop:
         committed offset, so the batch is fetched and produced again, once."""
         await self._close_producers([tp])
         self._producers[tp] = await self._start_producer(tp)
-        await self._rewind(tp)
+        await self._seek_to_committed(tp)
