@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import httpx
@@ -98,7 +98,7 @@ async def _assigned(consumer: AIOKafkaConsumer) -> bool:
 
 
 async def produce(
-    settings: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]]
+    settings: KafkaSettings, topic: str, records: Sequence[tuple[bytes | None, bytes]]
 ) -> None:
     producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
     await producer.start()

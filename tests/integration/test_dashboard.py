@@ -35,47 +35,28 @@ def settings(postgres_settings: PostgresSettings, auth_settings: AuthSettings) -
     )
 
 
+def grant(client_secret: str = "viewer-secret", **form: str) -> dict[str, str]:
+    """A client-credentials token request of the `viewer` client."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": "viewer",
+        "client_secret": client_secret,
+        **form,
+    }
+
+
 async def test_client_credentials_grant(settings: DashboardSettings, database: str) -> None:
     async with serve(create_app(settings)) as client:
-        ok = await client.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "viewer",
-                "client_secret": "viewer-secret",
-            },
-        )
+        ok = await client.post("/oauth/token", data=grant())
         basic = base64.b64encode(b"viewer:viewer-secret").decode()
         ok_basic = await client.post(
             "/oauth/token",
             data={"grant_type": "client_credentials"},
             headers={"Authorization": f"Basic {basic}"},
         )
-        wrong_secret = await client.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "viewer",
-                "client_secret": "nope",
-            },
-        )
-        wrong_grant = await client.post(
-            "/oauth/token",
-            data={
-                "grant_type": "password",
-                "client_id": "viewer",
-                "client_secret": "viewer-secret",
-            },
-        )
-        too_much = await client.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "viewer",
-                "client_secret": "viewer-secret",
-                "scope": "sales:read admin",
-            },
-        )
+        wrong_secret = await client.post("/oauth/token", data=grant("nope"))
+        wrong_grant = await client.post("/oauth/token", data=grant(grant_type="password"))
+        too_much = await client.post("/oauth/token", data=grant(scope="sales:read admin"))
         summary = await client.get(
             "/api/v1/summary", headers={"Authorization": f"Bearer {ok.json()['access_token']}"}
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -58,6 +59,21 @@ def settings(kafka_settings: KafkaSettings, postgres_settings: PostgresSettings)
     )
 
 
+@pytest.fixture
+async def conn(database: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database)
+    yield connection
+    await connection.close()
+
+
+async def upload_complete(conn: asyncpg.Connection, upload: str) -> None:
+    await eventually(
+        lambda: conn.fetchval("SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)),
+        lambda status: status == "complete",
+        what=f"upload {upload} complete",
+    )
+
+
 def pairs(rows: list[asyncpg.Record]) -> dict[object, object]:
     return {row[0]: row[1] for row in rows}
 
@@ -72,156 +88,122 @@ async def create_upload(conn: asyncpg.Connection, upload: str, rows: int) -> Non
 
 
 async def test_batches_land_once_with_aggregates_and_offsets(
-    settings: LoaderSettings, database: str
+    settings: LoaderSettings, conn: asyncpg.Connection
 ) -> None:
     upload = str(uuid.uuid4())
-    conn = await asyncpg.connect(database)
-    try:
-        await create_upload(conn, upload, 5)
-        sales = [
-            sale(upload, 1, "Halal Laptop", "999.99", 2),
-            sale(upload, 2, "Halal Mouse", "24.99", 10),
-            sale(upload, 3, "Halal Mouse", "24.99", 1),
-        ]
-        rejections = [rejection(upload, 4, "required"), rejection(upload, 5, "prefix")]
-        topics = settings.kafka.topics
-        # Every record twice: a replayed stage must not create a second row.
-        await produce(
-            settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in sales * 2]
-        )
-        await produce(
-            settings.kafka,
-            topics.rejected,
-            [(r.event_id.encode(), encode(r)) for r in rejections * 2],
-        )
-        await produce(settings.kafka, topics.validated, [(b"poison", b"{not json")])
+    await create_upload(conn, upload, 5)
+    sales = [
+        sale(upload, 1, "Halal Laptop", "999.99", 2),
+        sale(upload, 2, "Halal Mouse", "24.99", 10),
+        sale(upload, 3, "Halal Mouse", "24.99", 1),
+    ]
+    rejections = [rejection(upload, 4, "required"), rejection(upload, 5, "prefix")]
+    topics = settings.kafka.topics
+    # Every record twice: a replayed stage must not create a second row.
+    await produce(
+        settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in sales * 2]
+    )
+    await produce(
+        settings.kafka,
+        topics.rejected,
+        [(r.event_id.encode(), encode(r)) for r in rejections * 2],
+    )
+    await produce(settings.kafka, topics.validated, [(b"poison", b"{not json")])
 
-        async with serve(create_app(settings)) as client:
-            await eventually(
-                lambda: conn.fetchval(
-                    "SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
-                ),
-                lambda s: s == "complete",
-                what="upload complete",
-            )
-            await eventually(
-                lambda: conn.fetchval("SELECT count(*) FROM rejections WHERE upload_id IS NULL"),
-                lambda n: n == 1,
-                what="poison record stored",
-            )
-            # Every record consumed (7 validated incl. poison, 4 rejected), per stored offsets.
-            await eventually(
-                lambda: conn.fetchval("SELECT sum(next_offset) FROM consumer_offsets"),
-                lambda n: n == 11,
-                what="all offsets stored",
-            )
-            duplicates = 'loader_rows_total{outcome="duplicate",table="sales"} 3.0'
-
-            async def metrics_text() -> str:
-                return (await client.get("/metrics")).text
-
-            metrics = await eventually(metrics_text, lambda m: duplicates in m, what=duplicates)
-
-        assert await conn.fetchval("SELECT count(*) FROM sales") == 3
-        assert await conn.fetchval("SELECT count(DISTINCT event_id) FROM sales") == 3
-        status = await conn.fetchrow(
-            "SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
+    async with serve(create_app(settings)) as client:
+        await upload_complete(conn, upload)
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) FROM rejections WHERE upload_id IS NULL"),
+            lambda n: n == 1,
+            what="poison record stored",
         )
-        assert status is not None
-        assert (status["valid_count"], status["rejected_count"], status["valid_amount"]) == (
-            3,
-            2,
-            Decimal("2274.87"),
+        # Every record consumed (7 validated incl. poison, 4 rejected), per stored offsets.
+        await eventually(
+            lambda: conn.fetchval("SELECT sum(next_offset) FROM consumer_offsets"),
+            lambda n: n == 11,
+            what="all offsets stored",
         )
-        products = pairs(await conn.fetch("SELECT product, total_amount FROM product_totals"))
-        assert products == {"Halal Laptop": Decimal("1999.98"), "Halal Mouse": Decimal("274.89")}
-        assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 3
-        assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
-            "required": 1,
-            "prefix": 1,
-            "unreadable": 1,
-        }
-        offsets = pairs(
-            await conn.fetch(
-                "SELECT topic, sum(next_offset) FROM consumer_offsets"
-                " WHERE group_id = $1 GROUP BY topic",
-                settings.group_id,
-            )
+        duplicates = 'loader_rows_total{outcome="duplicate",table="sales"} 3.0'
+
+        async def metrics_text() -> str:
+            return (await client.get("/metrics")).text
+
+        metrics = await eventually(metrics_text, lambda m: duplicates in m, what=duplicates)
+
+    assert await conn.fetchval("SELECT count(*) FROM sales") == 3
+    assert await conn.fetchval("SELECT count(DISTINCT event_id) FROM sales") == 3
+    status = await conn.fetchrow("SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload))
+    assert status is not None
+    assert (status["valid_count"], status["rejected_count"], status["valid_amount"]) == (
+        3,
+        2,
+        Decimal("2274.87"),
+    )
+    products = pairs(await conn.fetch("SELECT product, total_amount FROM product_totals"))
+    assert products == {"Halal Laptop": Decimal("1999.98"), "Halal Mouse": Decimal("274.89")}
+    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 3
+    assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
+        "required": 1,
+        "prefix": 1,
+        "unreadable": 1,
+    }
+    offsets = pairs(
+        await conn.fetch(
+            "SELECT topic, sum(next_offset) FROM consumer_offsets"
+            " WHERE group_id = $1 GROUP BY topic",
+            settings.group_id,
         )
-        assert offsets == {topics.validated: 7, topics.rejected: 4}
-        assert "loader_consumer_lag_records" in metrics
-    finally:
-        await conn.close()
+    )
+    assert offsets == {topics.validated: 7, topics.rejected: 4}
+    assert "loader_consumer_lag_records" in metrics
 
 
 async def test_resumes_from_offsets_stored_in_postgres(
-    settings: LoaderSettings, database: str
+    settings: LoaderSettings, conn: asyncpg.Connection
 ) -> None:
     upload = str(uuid.uuid4())
-    conn = await asyncpg.connect(database)
-    try:
-        await create_upload(conn, upload, 4)
-        topics = settings.kafka.topics
-        first = [sale(upload, 1, "Halal A", "1.00", 1), sale(upload, 2, "Halal A", "1.00", 1)]
-        await produce(
-            settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in first]
+    await create_upload(conn, upload, 4)
+    topics = settings.kafka.topics
+    first = [sale(upload, 1, "Halal A", "1.00", 1), sale(upload, 2, "Halal A", "1.00", 1)]
+    await produce(
+        settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in first]
+    )
+    async with serve(create_app(settings)):
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) FROM sales"),
+            lambda n: n == 2,
+            what="2 sales",
         )
-        async with serve(create_app(settings)):
-            await eventually(
-                lambda: conn.fetchval("SELECT count(*) FROM sales"),
-                lambda n: n == 2,
-                what="2 sales",
-            )
-        # Kafka's committed offsets are only for lag tools: wipe them; the loader must resume
-        # from PostgreSQL, so it never re-reads (and never re-counts) the first batch.
-        stored = await conn.fetchval("SELECT sum(next_offset) FROM consumer_offsets")
-        assert stored == 2
-        second = [sale(upload, 3, "Halal A", "1.00", 1), sale(upload, 4, "Halal A", "1.00", 1)]
-        await produce(
-            settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in second]
-        )
-        async with serve(create_app(settings.model_copy(update={"group_id": settings.group_id}))):
-            await eventually(
-                lambda: conn.fetchval(
-                    "SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
-                ),
-                lambda s: s == "complete",
-                what="upload complete",
-            )
-        assert await conn.fetchval("SELECT valid_count FROM uploads") == 4
-        assert await conn.fetchval("SELECT sales_count FROM product_totals") == 4
-    finally:
-        await conn.close()
+    # Kafka's committed offsets are only for lag tools: wipe them; the loader must resume
+    # from PostgreSQL, so it never re-reads (and never re-counts) the first batch.
+    stored = await conn.fetchval("SELECT sum(next_offset) FROM consumer_offsets")
+    assert stored == 2
+    second = [sale(upload, 3, "Halal A", "1.00", 1), sale(upload, 4, "Halal A", "1.00", 1)]
+    await produce(
+        settings.kafka, topics.validated, [(s.event_id.encode(), encode(s)) for s in second]
+    )
+    async with serve(create_app(settings.model_copy(update={"group_id": settings.group_id}))):
+        await upload_complete(conn, upload)
+    assert await conn.fetchval("SELECT valid_count FROM uploads") == 4
+    assert await conn.fetchval("SELECT sales_count FROM product_totals") == 4
 
 
 async def test_reused_transaction_id_is_rejected_not_lost(
-    settings: LoaderSettings, database: str
+    settings: LoaderSettings, conn: asyncpg.Connection
 ) -> None:
     upload = str(uuid.uuid4())
-    conn = await asyncpg.connect(database)
-    try:
-        await create_upload(conn, upload, 2)
-        twins = [
-            sale(upload, 1, "Halal A", "1.00", 1, txn="T-9"),
-            sale(upload, 2, "Halal B", "2.00", 1, txn="T-9"),
-        ]
-        await produce(
-            settings.kafka,
-            settings.kafka.topics.validated,
-            [(s.event_id.encode(), encode(s)) for s in twins],
-        )
-        async with serve(create_app(settings)):
-            await eventually(
-                lambda: conn.fetchval(
-                    "SELECT status FROM uploads WHERE upload_id = $1", uuid.UUID(upload)
-                ),
-                lambda s: s == "complete",
-                what="upload complete",
-            )
-        assert await conn.fetchval("SELECT count(*) FROM sales") == 1
-        violations = await conn.fetchval(
-            "SELECT violations::text FROM rejections WHERE row_number = 2"
-        )
-        assert '"rule": "duplicate"' in violations
-    finally:
-        await conn.close()
+    await create_upload(conn, upload, 2)
+    twins = [
+        sale(upload, 1, "Halal A", "1.00", 1, txn="T-9"),
+        sale(upload, 2, "Halal B", "2.00", 1, txn="T-9"),
+    ]
+    await produce(
+        settings.kafka,
+        settings.kafka.topics.validated,
+        [(s.event_id.encode(), encode(s)) for s in twins],
+    )
+    async with serve(create_app(settings)):
+        await upload_complete(conn, upload)
+    assert await conn.fetchval("SELECT count(*) FROM sales") == 1
+    violations = await conn.fetchval("SELECT violations::text FROM rejections WHERE row_number = 2")
+    assert '"rule": "duplicate"' in violations

@@ -29,6 +29,12 @@ def raw(upload: str, row: int, **fields: str) -> RawSale:
     )
 
 
+async def produce_raw(settings: ValidatorSettings, rows: list[RawSale]) -> None:
+    """Rows onto sales.raw keyed as ingest keys them."""
+    records = [(f"{r.upload_id}:{r.row_number}".encode(), encode(r)) for r in rows]
+    await produce(settings.kafka, settings.kafka.topics.raw, records)
+
+
 @pytest.fixture
 def settings(kafka_settings: KafkaSettings, pii_settings: PiiSettings) -> ValidatorSettings:
     suffix = uuid.uuid4().hex[:8]
@@ -59,9 +65,7 @@ async def test_rows_are_split_into_validated_and_rejected(settings: ValidatorSet
         raw(upload, 3, product="Halal Mouse", price="24.99", quantity="10"),
     ]
     topics = settings.kafka.topics
-    await produce(
-        settings.kafka, topics.raw, [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in rows]
-    )
+    await produce_raw(settings, rows)
     await produce(settings.kafka, topics.raw, [(b"poison", b"\x00not json at all")])
 
     async with serve(create_app(settings)) as client:
@@ -99,19 +103,11 @@ async def test_restart_resumes_from_committed_offsets(settings: ValidatorSetting
     topics = settings.kafka.topics
     upload = str(uuid.uuid4())
     first = [raw(upload, i, product="Halal A", price="1.00", quantity="1") for i in range(1, 51)]
-    await produce(
-        settings.kafka,
-        topics.raw,
-        [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in first],
-    )
+    await produce_raw(settings, first)
     async with serve(create_app(settings)):
         await consume(settings.kafka, topics.validated, expected=50)
     second = [raw(upload, i, product="Halal A", price="1.00", quantity="1") for i in range(51, 81)]
-    await produce(
-        settings.kafka,
-        topics.raw,
-        [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in second],
-    )
+    await produce_raw(settings, second)
     async with serve(create_app(settings)):
         records = await eventually(
             lambda: consume(settings.kafka, topics.validated, expected=80, timeout_s=2),

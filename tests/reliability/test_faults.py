@@ -37,6 +37,14 @@ def upload(pipeline: RunningPipeline, path: Path, key: str | None = None) -> htt
     return pipeline.client.upload(path, pipeline.token("uploader"), idempotency_key=key)
 
 
+def start_and_upload(pipeline: RunningPipeline, path: Path) -> str:
+    """Start the services, upload `path` (accepted), return its upload id."""
+    pipeline.start_all()
+    response = upload(pipeline, path)
+    assert response.status_code == 202, response.text
+    return str(response.json()["upload_id"])
+
+
 def status(pipeline: RunningPipeline, upload_id: str) -> str:
     try:
         return str(pipeline.client.upload_status(upload_id, pipeline.token("uploader"))["status"])
@@ -94,10 +102,7 @@ def kill_repeatedly(pipeline: RunningPipeline, label: str, upload_id: str, times
 def test_kill_repeatedly(
     pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any], service: str
 ) -> None:
-    pipeline.start_all()
-    response = upload(pipeline, big_csv)
-    assert response.status_code == 202
-    upload_id = response.json()["upload_id"]
+    upload_id = start_and_upload(pipeline, big_csv)
     kills = kill_repeatedly(pipeline, service, upload_id, 10)
     assert kills >= 10, f"the load finished after {kills} kills"
     recovery = wait_complete(pipeline, [upload_id])
@@ -138,10 +143,7 @@ def test_restart_kafka_during_load(
     pipeline: RunningPipeline, big_csv: Path, tmp_path: Path, report: dict[str, Any]
 ) -> None:
     config = _local(pipeline)
-    pipeline.start_all()
-    response = upload(pipeline, big_csv)
-    assert response.status_code == 202
-    first = response.json()["upload_id"]
+    first = start_and_upload(pipeline, big_csv)
     time.sleep(rng.uniform(1.0, 3.0))
     local_kafka.stop(config)
     small = tmp_path / "during-outage.csv"
@@ -173,10 +175,7 @@ def test_restart_postgres_during_load(
     pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
 ) -> None:
     config = _local(pipeline)
-    pipeline.start_all()
-    response = upload(pipeline, big_csv)
-    assert response.status_code == 202
-    upload_id = response.json()["upload_id"]
+    upload_id = start_and_upload(pipeline, big_csv)
     time.sleep(rng.uniform(1.0, 3.0))
     local_postgres.stop(config)
     down_at = time.monotonic()
@@ -252,10 +251,7 @@ def _statuses(pipeline: RunningPipeline) -> set[str]:
 def test_sigterm_every_service_under_load(
     pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
 ) -> None:
-    pipeline.start_all()
-    response = upload(pipeline, big_csv)
-    assert response.status_code == 202
-    upload_id = response.json()["upload_id"]
+    upload_id = start_and_upload(pipeline, big_csv)
     started = time.monotonic()
     for name in ("validator", "loader", "dashboard", "ingest"):
         time.sleep(rng.uniform(0.3, 1.5))

@@ -195,13 +195,13 @@ class UploadService:
                     columns = check_header(cells)
                     continue
                 row_number += 1
-                for column, cell in zip(columns, cells, strict=False):
-                    if len(cell) > limits.max_field_chars:
-                        raise CsvProblem(
-                            f"row {row_number}: field '{column}' is longer than "
-                            f"{limits.max_field_chars} characters"
-                        )
                 fields = dict(zip(columns, cells, strict=False))
+                if max(map(len, fields.values())) > limits.max_field_chars:
+                    column = next(c for c, v in fields.items() if len(v) > limits.max_field_chars)
+                    raise CsvProblem(
+                        f"row {row_number}: field '{column}' is longer than "
+                        f"{limits.max_field_chars} characters"
+                    )
                 record = encode_raw(
                     upload, row_number, fields, len(cells), len(columns), filename, received_at
                 )

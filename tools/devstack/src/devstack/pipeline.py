@@ -103,19 +103,15 @@ class RunningPipeline:
             },
         )
         self.log_dir = self.log_root / f"pipeline-{s}"
-        self.client = PipelineClient(
-            self.url("ingest", port=self._port("ingest")),
-            self.url("dashboard", port=self._port("dashboard")),
-            timeout_s=600,
-        )
+        self.client = PipelineClient(self.url("ingest"), self.url("dashboard"), timeout_s=600)
 
     def _port(self, label: str) -> int:
         if label not in self.ports:
             self.ports[label] = free_port()
         return self.ports[label]
 
-    def url(self, name: str, instance: str = "", port: int | None = None) -> str:
-        return f"http://127.0.0.1:{port or self._port(name + instance)}"
+    def url(self, name: str, instance: str = "") -> str:
+        return f"http://127.0.0.1:{self._port(name + instance)}"
 
     def start(self, name: str, instance: str = "", wait: bool = True) -> None:
         label = name + instance
@@ -143,7 +139,6 @@ class RunningPipeline:
             for n in range(count):
                 self.start(name, "" if n == 0 else f"-{n + 1}", wait=False)
         for label in self.processes:
-            name, _, _ = label.partition("-")
             services.wait_ready(f"http://127.0.0.1:{self.ports[label]}", timeout_s=90)
 
     def signal(self, label: str, sig: int, timeout_s: float = 60) -> int:

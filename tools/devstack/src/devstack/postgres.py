@@ -109,7 +109,7 @@ def start(config: StackConfig, app_password: str) -> None:
     own(config.postgres_dir)
     log_file = config.log_dir / "postgres.log"
     log_file.touch()
-    _own_file(log_file)
+    own(log_file)
     status = subprocess.run(
         as_db_user([str(binaries / "pg_ctl"), "-D", str(pgdata), "status"]),
         capture_output=True,
@@ -154,12 +154,6 @@ def start(config: StackConfig, app_password: str) -> None:
     exists = _psql(config, binaries, "SELECT 1 FROM pg_database WHERE datname = 'sales'")
     if not exists.strip():
         _psql(config, binaries, "CREATE DATABASE sales OWNER sales")
-
-
-def _own_file(path: Path) -> None:
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(OS_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _psql(config: StackConfig, binaries: Path, sql: str) -> str:
