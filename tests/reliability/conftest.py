@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from devstack import generate
+from devstack.pipeline import RunningPipeline
 
 from tests.conftest import ARTIFACTS
 
@@ -28,6 +29,18 @@ def report() -> Iterator[dict[str, Any]]:
     yield entry
     if entry:
         _RESULTS.append(entry)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed fault test shows what the services logged: CI keeps only the console."""
+    report: pytest.TestReport = yield
+    pipeline = getattr(item, "funcargs", {}).get("pipeline")
+    if report.failed and isinstance(pipeline, RunningPipeline):
+        report.sections.append(("service warnings and errors", pipeline.problems()))
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

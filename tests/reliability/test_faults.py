@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from devstack import kafka as local_kafka
@@ -176,12 +177,17 @@ def test_restart_postgres_during_load(
 ) -> None:
     config = _local(pipeline)
     upload_id = start_and_upload(pipeline, big_csv)
-    time.sleep(rng.uniform(1.0, 3.0))
-    local_postgres.stop(config)
-    down_at = time.monotonic()
-    wait_until(lambda: not ready(pipeline.url("loader")), 30, "loader readiness to turn 503")
-    local_postgres.start(config, load_or_create(config.secrets_file).postgres_password)
-    wait_until(lambda: ready(pipeline.url("loader")), 60, "loader readiness back to 200")
+    restarts = 0
+    while restarts < 3:
+        time.sleep(rng.uniform(0.5, 2.0))  # a random moment, not a synchronisation
+        local_postgres.stop(config)
+        down_at = time.monotonic()
+        restarts += 1
+        wait_until(lambda: not ready(pipeline.url("loader")), 30, "loader readiness to turn 503")
+        local_postgres.start(config, load_or_create(config.secrets_file).postgres_password)
+        wait_until(lambda: ready(pipeline.url("loader")), 60, "loader readiness back to 200")
+        if status(pipeline, upload_id) == "complete":
+            break
     wait_complete(pipeline, [upload_id])
     recovery = time.monotonic() - down_at
 
@@ -194,7 +200,42 @@ def test_restart_postgres_during_load(
         return bool(lines) and all(line.endswith(" 0.0") for line in lines)
 
     wait_until(lag_is_zero, 30, "loader lag back to 0")
-    record(report, "PostgreSQL restart", 1, verify(pipeline, {upload_id: big_csv}), recovery)
+    record(report, "PostgreSQL restart", restarts, verify(pipeline, {upload_id: big_csv}), recovery)
+
+
+async def _terminate_busy_loader_backends(database: str) -> int:
+    """pg_terminate_backend on the loader's connections that are running a statement: the
+    statement fails with AdminShutdownError, as it does when PostgreSQL shuts down."""
+    conn = await asyncpg.connect(database)
+    try:
+        terminated: int = await conn.fetchval(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'loader'"
+            " AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+        return terminated
+    finally:
+        await conn.close()
+
+
+def test_terminate_loader_statements_during_load(
+    pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any]
+) -> None:
+    upload_id = start_and_upload(pipeline, big_csv)
+    hits = 0
+    while hits < 20 and status(pipeline, upload_id) != "complete":
+        hits += asyncio.run(_terminate_busy_loader_backends(pipeline.database))
+        time.sleep(rng.uniform(0.01, 0.2))  # a random moment, not a synchronisation
+    assert hits >= 20, f"the load finished after {hits} statements were cut"
+    wait_until(lambda: ready(pipeline.url("loader")), 30, "loader ready after the cuts")
+    recovery = wait_complete(pipeline, [upload_id])
+    record(
+        report,
+        "PostgreSQL ends the loader's statements (pg_terminate_backend)",
+        hits,
+        verify(pipeline, {upload_id: big_csv}),
+        recovery,
+    )
 
 
 def test_kill_ingest_mid_upload_then_retry(

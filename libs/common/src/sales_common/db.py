@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
@@ -34,9 +35,12 @@ def ssl_option(settings: PostgresSettings) -> ssl.SSLContext | bool:
 async def create_pool(
     settings: PostgresSettings,
     init: Callable[[asyncpg.Connection[asyncpg.Record]], Awaitable[None]] | None = None,
+    application_name: str | None = None,
 ) -> Pool:
+    """`application_name` names the service in pg_stat_activity and the server's logs."""
     pool = await asyncpg.create_pool(
         settings.dsn.get_secret_value(),
+        server_settings={"application_name": application_name} if application_name else None,
         init=init,  # type: ignore[arg-type]  # the stub wants a Protocol, any async callable works
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
@@ -45,6 +49,43 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+# PostgreSQL is down, restarting or out of connections: answer 503 + Retry-After, retry loops.
+# Seen when PostgreSQL shuts down under load, besides connection errors: AdminShutdownError
+# (57P01) for a statement in flight, and InternalClientError from the pool returning a
+# connection that died between the error and ReadyForQuery (asyncpg terminates that
+# connection). Missing the latter once left the loader's loop dead after a restart.
+DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+# What a retry of the same transaction can outlive.
+TRANSIENT_DB_ERRORS = (
+    *DB_UNAVAILABLE_ERRORS,
+    OSError,
+    TimeoutError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+def is_transient_db_error(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_DB_ERRORS)
+
+
+async def close_pool(pool: Pool, timeout_s: float = 10.0) -> None:
+    """Close gracefully, but never let a connection stuck in a dead server hold shutdown."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        pool.terminate()
 
 
 async def check_database(pool: Pool) -> None:

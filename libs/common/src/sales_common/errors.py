@@ -9,6 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sales_common.db import DB_UNAVAILABLE_ERRORS
+from sales_common.logging import get_logger
+
+log = get_logger(__name__)
+
 
 class ApiError(Exception):
     status_code = 400
@@ -80,6 +85,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable", error=repr(exc)[:200])
+        unavailable = ServiceUnavailable("the database is unavailable; retry shortly")
+        return await on_api_error(request, unavailable)
+
     app.add_exception_handler(ApiError, on_api_error)
+    for error_type in DB_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

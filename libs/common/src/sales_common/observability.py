@@ -3,7 +3,7 @@
 - /healthz (liveness): is the process making progress? A consumer loop that stopped beating
   fails it; an unreachable dependency does not (restarting would not fix the dependency).
 - /readyz (readiness): can this instance do its work now? 503 while Kafka or PostgreSQL is
-  unreachable, so traffic and rollouts wait for it.
+  unreachable, or when a consumer loop has stopped, so traffic and rollouts wait for it.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ def install_observability(
         checks: dict[str, ReadinessCheck] = getattr(request.state, "readiness_checks", {})
         results = await asyncio.gather(*(_run_check(c, check_timeout_s) for c in checks.values()))
         failing = {name: err for name, err in zip(checks, results, strict=True) if err}
+        heartbeats: dict[str, Heartbeat] = getattr(request.state, "heartbeats", {})
+        for name, heartbeat in heartbeats.items():
+            if heartbeat.stopped_with is not None:
+                failing[f"{name} loop"] = f"stopped: {heartbeat.stopped_with!r}"[:200]
         body: dict[str, Any] = {"status": "not_ready" if failing else "ready"}
         if failing:
             body["failing"] = failing

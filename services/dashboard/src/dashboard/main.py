@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sales_common.auth import TokenIssuer, TokenVerifier
-from sales_common.db import check_database, create_pool, register_json_codecs
+from sales_common.db import check_database, close_pool, create_pool, register_json_codecs
 from sales_common.errors import install_error_handlers
 from sales_common.logging import configure_logging
 from sales_common.observability import install_observability
@@ -30,8 +30,12 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            pool = await create_pool(settings.postgres, init=register_json_codecs)
-            stack.push_async_callback(pool.close)
+            pool = await create_pool(
+                settings.postgres,
+                init=register_json_codecs,
+                application_name=settings.service_name,
+            )
+            stack.push_async_callback(close_pool, pool)
             yield {
                 "settings": settings,
                 "pool": pool,

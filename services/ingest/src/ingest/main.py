@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sales_common.auth import TokenVerifier
-from sales_common.db import check_database, create_pool
+from sales_common.db import check_database, close_pool, create_pool
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe
 from sales_common.logging import configure_logging
@@ -32,8 +32,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            pool = await create_pool(settings.postgres)
-            stack.push_async_callback(pool.close)
+            pool = await create_pool(settings.postgres, application_name=settings.service_name)
+            stack.push_async_callback(close_pool, pool)
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
             service = UploadService(

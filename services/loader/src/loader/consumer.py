@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from sales_common.db import is_transient_db_error
 from sales_common.events import (
     RejectedSale,
     ValidatedSale,
@@ -37,20 +38,6 @@ from loader.metrics import LoaderMetrics
 from loader.repository import LoaderRepository
 
 log = get_logger(__name__)
-
-
-def is_transient_db_error(error: BaseException) -> bool:
-    return isinstance(
-        error,
-        OSError
-        | TimeoutError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.TooManyConnectionsError
-        | asyncpg.SerializationError
-        | asyncpg.DeadlockDetectedError,
-    )
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -6,7 +6,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sales_common.db import check_database, create_pool, register_json_codecs
+from sales_common.db import (
+    check_database,
+    close_pool,
+    create_pool,
+    is_transient_db_error,
+    register_json_codecs,
+)
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe, with_backoff
 from sales_common.lifecycle import background_loop
@@ -14,7 +20,7 @@ from sales_common.logging import configure_logging
 from sales_common.observability import Heartbeat, install_observability
 
 from loader.config import LoaderSettings
-from loader.consumer import LoaderLoop, is_transient_db_error
+from loader.consumer import LoaderLoop
 from loader.metrics import LoaderMetrics
 from loader.migrations import migrate
 from loader.repository import LoaderRepository
@@ -38,8 +44,12 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
                     transient=is_transient_db_error,
                     max_s=5,
                 )
-            pool = await create_pool(settings.postgres, init=register_json_codecs)
-            stack.push_async_callback(pool.close)
+            pool = await create_pool(
+                settings.postgres,
+                init=register_json_codecs,
+                application_name=settings.service_name,
+            )
+            stack.push_async_callback(close_pool, pool)
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
             heartbeat = Heartbeat()

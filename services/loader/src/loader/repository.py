@@ -3,6 +3,8 @@ rows, the aggregates they move, the upload counters and the consumed Kafka offse
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -194,29 +196,13 @@ class LoaderRepository:
             _SAVE_OFFSETS, self._group_id, list(topics), list(partitions), list(next_offsets)
         )
 
-    def transaction(self) -> _BatchTransaction:
-        return _BatchTransaction(self._pool)
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One connection, one transaction, staging tables ready.
 
-
-class _BatchTransaction:
-    """`async with repo.transaction() as conn:` one connection, one transaction, staged."""
-
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-
-    async def __aenter__(self) -> Connection:
-        self._conn_cm = self._pool.acquire()
-        self._conn: Connection = await self._conn_cm.__aenter__()
-        self._tx = self._conn.transaction()
-        await self._tx.start()
-        await self._conn.execute(_STAGE)
-        return self._conn
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                await self._tx.commit()
-            else:
-                await self._tx.rollback()
-        finally:
-            await self._conn_cm.__aexit__(exc_type, exc, tb)
+        The connection goes back to the pool whatever fails, including the BEGIN: a
+        connection leaked when PostgreSQL restarted made the pool's close wait forever.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_STAGE)
+            yield conn

@@ -49,6 +49,11 @@ async def drop_database(admin_dsn: str, url: str) -> None:
         await admin.close()
 
 
+def _shorten(line: str, keep: int = 1500) -> str:
+    """Start and end of a long log line: a traceback's last lines name the error."""
+    return line if len(line) <= keep else f"{line[: keep // 3]} ... {line[-2 * keep // 3 :]}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,6 +109,19 @@ class RunningPipeline:
         )
         self.log_dir = self.log_root / f"pipeline-{s}"
         self.client = PipelineClient(self.url("ingest"), self.url("dashboard"), timeout_s=600)
+
+    def problems(self, per_service: int = 10) -> str:
+        """The last warnings and errors each service logged, for a failing test's report."""
+        lines: list[str] = []
+        for log_file in sorted(self.log_dir.glob("*.jsonl")):
+            with log_file.open(encoding="utf-8", errors="replace") as handle:
+                flagged = [
+                    _shorten(line.rstrip())
+                    for line in handle
+                    if '"level":"warning"' in line or '"level":"error"' in line
+                ]
+            lines += [f"{log_file.stem}: {line}" for line in flagged[-per_service:]]
+        return "\n".join(lines) or "(no warnings or errors logged)"
 
     def _port(self, label: str) -> int:
         if label not in self.ports:
