@@ -1,5 +1,6 @@
 import pytest
-from sales_common.kafka import AssignmentGuard
+from aiokafka.partitioner import DefaultPartitioner
+from sales_common.kafka import AssignmentGuard, default_partition
 
 
 async def test_a_batch_read_before_an_assignment_is_not_current() -> None:
@@ -22,3 +23,13 @@ async def test_epoch_counts_assignments(assignments: int) -> None:
         async with guard.assigning():
             pass
     assert await guard.epoch() == assignments
+
+
+def test_keyed_batches_pick_the_default_partitioners_partition() -> None:
+    """Records keyed by event id land where send() and the Java client would put them."""
+    for count in (1, 3, 6):
+        partitions = list(range(count))
+        for n in range(200):
+            key = f"event-{n}".encode()
+            expected = DefaultPartitioner()(key, partitions, partitions)
+            assert default_partition(key, count) == expected

@@ -41,6 +41,21 @@ class KafkaSettings(BaseModel):
     # group.min.session.timeout.ms bounds it from below (6 s by default).
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    # Producer batches: records go out in batches of up to this many bytes (the broker's
+    # default message.max.bytes is 1 MiB); linger lets a partly filled batch wait for more.
+    producer_batch_bytes: int = 512 * 1024
+    producer_linger_ms: int = 5
+
+    def transactional_producer_options(self, transactional_id: str) -> dict[str, object]:
+        """client_options() plus exactly-once producer settings."""
+        return {
+            **self.client_options(),
+            "transactional_id": transactional_id,
+            "enable_idempotence": True,
+            "acks": "all",
+            "linger_ms": self.producer_linger_ms,
+            "max_batch_size": self.producer_batch_bytes,
+        }
 
     def consumer_options(self) -> dict[str, object]:
         """client_options() plus group liveness settings, for consumers."""

@@ -19,5 +19,3 @@ class IngestSettings(ServiceSettings):
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     # One Kafka transaction spans one upload; the broker caps it (transaction.max.timeout.ms).
     transaction_timeout_ms: int = 600_000
-    linger_ms: int = 5
-    max_batch_bytes: int = 512 * 1024

@@ -16,6 +16,7 @@ from uuid import UUID
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sales_common.events import record_headers
+from sales_common.kafka import KeyedBatches
 
 from ingest.config import IngestSettings
 
@@ -25,16 +26,18 @@ _HEADERS = record_headers()
 class RawTransaction:
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
+        self._batches = KeyedBatches(producer)
         self._topic = topic
         self.finished = False
 
     async def send(self, key: bytes, value: bytes) -> None:
-        # Awaiting only the enqueue: aiokafka blocks here when the partition's batch is
-        # full, which bounds memory; delivery errors surface at commit.
-        await self._producer.send(self._topic, value=value, key=key, headers=_HEADERS)
+        # Waits only when the partition's previous batch is still queued, which bounds
+        # memory; delivery errors surface at commit.
+        await self._batches.add(self._topic, key, value, _HEADERS)
 
     async def commit(self) -> None:
         self.finished = True
+        await self._batches.flush()
         await self._producer.commit_transaction()
 
     async def abort(self) -> None:
@@ -52,12 +55,7 @@ class RawPublisher:
     async def transaction(self, upload_id: UUID) -> AsyncIterator[RawTransaction]:
         settings = self._settings
         producer = AIOKafkaProducer(
-            **settings.kafka.client_options(),
-            transactional_id=f"ingest-{upload_id}",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=settings.linger_ms,
-            max_batch_size=settings.max_batch_bytes,
+            **settings.kafka.transactional_producer_options(f"ingest-{upload_id}"),
             transaction_timeout_ms=settings.transaction_timeout_ms,
         )
         try:
