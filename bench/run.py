@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -74,11 +75,13 @@ class Bench:
             try:
                 pipeline.start_all()
                 token = pipeline.token("operator")
+                cpu_before = self.cpu_seconds(pipeline)
                 started = time.perf_counter()
                 response = pipeline.client.upload(csv, token)
                 uploaded = time.perf_counter() - started
                 pipeline.client.wait_complete(response.json()["upload_id"], token, timeout_s=1800)
                 elapsed = time.perf_counter() - started
+                cpu_after = self.cpu_seconds(pipeline)
                 stage = {
                     name: metric_sum(pipeline.url(name), f"{name}_batch_duration_seconds_sum")
                     for name in ("validator", "loader")
@@ -88,12 +91,30 @@ class Bench:
         return {
             "rows_per_s": rows / elapsed,
             "seconds": elapsed,
+            # Where the machine's time went: CPU seconds per process for the whole file.
+            "cpu_s": {name: cpu_after[name] - cpu_before[name] for name in cpu_after},
             "stage_rows_per_s": {
                 "ingest": rows / uploaded,
                 "validator": rows / stage["validator"] if stage["validator"] else None,
                 "loader": rows / stage["loader"] if stage["loader"] else None,
             },
         }
+
+    def cpu_seconds(self, pipeline: RunningPipeline) -> dict[str, float]:
+        """CPU seconds used so far by each service, the broker and PostgreSQL (with the
+        backends that already exited, which the postmaster's children times hold)."""
+        config = self.infra.local_stack
+        assert config is not None, "the bench runs on the dev stack"
+        used = {name: process_cpu_s(p.pid) for name, p in pipeline.processes.items()}
+        kafka_pid = int((config.run_dir / "kafka.pid").read_text().split()[0])
+        used["kafka"] = process_cpu_s(kafka_pid)
+        postmaster = int((postgres.data_dir(config) / "postmaster.pid").read_text().split()[0])
+        backends = 0.0
+        for pid in child_pids(postmaster):
+            with contextlib.suppress(FileNotFoundError):  # exited meanwhile
+                backends += process_cpu_s(pid)
+        used["postgres"] = process_cpu_s(postmaster, children=True) + backends
+        return used
 
     def freshness(self, uploads: int, background: Path | None) -> list[float]:
         """POST of a 6-row file until its upload is complete, in seconds."""
@@ -209,6 +230,20 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def process_cpu_s(pid: int, children: bool = False) -> float:
+    """utime + stime (+ the waited-for children's) of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if Path(f"/proc/{pid}").exists()]
+
+
 def metric_sum(url: str, name: str) -> float:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name + " "):
@@ -262,6 +297,10 @@ def main() -> None:
             [r["stage_rows_per_s"][stage] for r in pipeline_runs if r["stage_rows_per_s"][stage]]
         )
         for stage in ("ingest", "validator", "loader")
+    }
+    results["cpu_s_per_million_rows"] = {
+        name: statistics.median(r["cpu_s"][name] * 1e6 / args.rows for r in pipeline_runs)
+        for name in pipeline_runs[0]["cpu_s"]
     }
 
     def with_db(measure: Callable[[str], tuple[int, float]]) -> float:
@@ -323,6 +362,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"| stage: ingest → sales.raw, rows/s | {f(r['stages']['ingest'])} |",
         f"| stage: validator (busy time), rows/s | {f(r['stages']['validator'])} |",
         f"| stage: loader (busy time), rows/s | {f(r['stages']['loader'])} |",
+        "| CPU seconds per 1M rows, end to end (median) | "
+        + ", ".join(f"{n} {s:.1f}" for n, s in r["cpu_s_per_million_rows"].items())
+        + f"; total {sum(r['cpu_s_per_million_rows'].values()):.1f} |",
         f"| freshness idle, p50 / p99 ms (n={fresh['idle']['n']}) | {fresh['idle']['p50']:.0f} / {fresh['idle']['p99']:.0f} |",
         f"| freshness during the load, p50 / p99 ms (n={fresh['during_load']['n']}) | {fresh['during_load']['p50']:.0f} / {fresh['during_load']['p99']:.0f} |",
     ]

@@ -1,4 +1,5 @@
 import hashlib
+import hmac
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -13,6 +14,15 @@ def test_hash_is_keyed_hmac_not_plain_sha256() -> None:
     assert digest == hasher.hash(" CUST-48213 ")
     other = CustomerHasher(PiiSettings(hmac_key=SecretStr("z" * 32), key_id="k2"))
     assert other.hash("CUST-48213") != digest
+
+
+def test_hash_is_standard_hmac_sha256_for_every_call() -> None:
+    """Anyone holding the key can reproduce it; no state carries over between rows."""
+    key = b"k" * 32
+    hasher = CustomerHasher(PiiSettings(hmac_key=SecretStr(key.decode())))
+    for customer_id in ("CUST-1", "CUST-2", "CUST-1", ""):
+        expected = hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
+        assert hasher.hash(customer_id) == expected
 
 
 def test_short_keys_are_refused() -> None:

@@ -12,7 +12,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -94,8 +93,8 @@ ContractT = TypeVar("ContractT", bound=Contract)
 
 
 def encode(record: Contract) -> bytes:
-    # mode="json" renders Decimal as a string, so prices stay exact on the wire.
-    return orjson.dumps(record.model_dump(mode="json"))
+    # JSON mode renders Decimal as a string, so prices stay exact on the wire.
+    return record.__pydantic_serializer__.to_json(record)
 
 
 def decode(model: type[ContractT], payload: bytes) -> ContractT:

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
+from murmurhash2 import murmurhash2
 from prometheus_client import Gauge
 
 from sales_common.logging import get_logger
@@ -48,9 +48,16 @@ class KafkaProbe:
 Headers = list[tuple[str, bytes]]
 
 
+_KAFKA_MURMUR2_SEED = 0x9747B28C
+
+
 def default_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partition for a keyed record: murmur2(key) mod partitions."""
-    hashed: int = murmur2(key)
+    """Kafka's default partition for a keyed record: murmur2(key) mod partitions.
+
+    The C murmurhash2 gives the same hash as aiokafka's pure-Python murmur2, which took a
+    third of ingest's CPU time.
+    """
+    hashed: int = murmurhash2(key, _KAFKA_MURMUR2_SEED)
     return (hashed & 0x7FFFFFFF) % partitions
 
 

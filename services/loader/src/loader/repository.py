@@ -174,8 +174,9 @@ class LoaderRepository:
             "sales_stage", records=[_sale_row(s) for s in sales], columns=_SALES_COLUMNS
         )
         inserted: int = await conn.fetchval(_MERGE_SALES)
-        reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
-        return inserted, reused
+        if inserted == len(sales):  # nothing was skipped, so no transaction_id was reused
+            return inserted, []
+        return inserted, await conn.fetch(_REUSED_TRANSACTION_IDS)
 
     async def store_rejections(self, conn: Connection, rejections: list[RejectedSale]) -> int:
         if not rejections:
