@@ -124,6 +124,39 @@ async def test_issued_token_verifies_with_scopes() -> None:
     assert principal.scopes == {"uploads:write", "sales:read"}
 
 
+class CountingVerifier(TokenVerifier):
+    """Counts the signature checks actually performed."""
+
+    checks = 0
+
+    async def _verify(self, token: str) -> Any:
+        self.checks += 1
+        return await super()._verify(token)
+
+
+async def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    issued_at = time.time()
+    token = TokenIssuer(settings(), ttl_s=60).issue("viewer", ["sales:read"], now=issued_at)
+    verifier = CountingVerifier(settings())
+    for _ in range(3):
+        assert (await verifier.verify(token)).subject == "viewer"
+    assert verifier.checks == 1
+    leeway = settings().leeway_s
+    await verifier.verify(token, now=issued_at + 60 + leeway + 1)  # past exp: checked again
+    assert verifier.checks == 2
+
+
+async def test_a_refused_token_is_never_remembered() -> None:
+    token = TokenIssuer(settings()).issue("viewer", ["sales:read"])
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    verifier = CountingVerifier(settings())
+    await verifier.verify(token)
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await verifier.verify(tampered)
+    assert verifier.checks == 3
+
+
 @pytest.mark.parametrize(
     ("kid", "private", "algorithm"),
     [("rsa-1", RSA_PRIVATE, "RS256"), ("ec-1", EC_PRIVATE, "ES256")],
