@@ -203,19 +203,29 @@ def test_restart_postgres_during_load(
     record(report, "PostgreSQL restart", restarts, verify(pipeline, {upload_id: big_csv}), recovery)
 
 
-async def _terminate_busy_loader_backends(database: str) -> int:
+def _fetch(pipeline: RunningPipeline, sql: str) -> list[asyncpg.Record]:
+    """One query on the pipeline's database, on a connection of its own."""
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(pipeline.database)
+        try:
+            return await conn.fetch(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _terminate_busy_loader_backends(pipeline: RunningPipeline) -> int:
     """pg_terminate_backend on the loader's connections that are running a statement: the
     statement fails with AdminShutdownError, as it does when PostgreSQL shuts down."""
-    conn = await asyncpg.connect(database)
-    try:
-        terminated: int = await conn.fetchval(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND application_name = 'loader'"
-            " AND state = 'active' AND pid <> pg_backend_pid()"
-        )
-        return terminated
-    finally:
-        await conn.close()
+    rows = _fetch(
+        pipeline,
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'loader'"
+        " AND state = 'active' AND pid <> pg_backend_pid()",
+    )
+    return int(rows[0][0])
 
 
 def test_terminate_loader_statements_during_load(
@@ -224,7 +234,7 @@ def test_terminate_loader_statements_during_load(
     upload_id = start_and_upload(pipeline, big_csv)
     hits = 0
     while hits < 10 and status(pipeline, upload_id) != "complete":
-        hits += asyncio.run(_terminate_busy_loader_backends(pipeline.database))
+        hits += _terminate_busy_loader_backends(pipeline)
         time.sleep(rng.uniform(0.01, 0.1))  # a random moment, not a synchronisation
     assert hits >= 10, f"the load finished after {hits} statements were cut"
     wait_until(lambda: ready(pipeline.url("loader")), 30, "loader ready after the cuts")
@@ -277,16 +287,7 @@ def test_kill_ingest_mid_upload_then_retry(
 
 
 def _statuses(pipeline: RunningPipeline) -> set[str]:
-    async def fetch() -> set[str]:
-        import asyncpg
-
-        conn = await asyncpg.connect(pipeline.database)
-        try:
-            return {r["status"] for r in await conn.fetch("SELECT status FROM uploads")}
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
+    return {r["status"] for r in _fetch(pipeline, "SELECT status FROM uploads")}
 
 
 def test_sigterm_every_service_under_load(
