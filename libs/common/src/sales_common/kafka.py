@@ -64,16 +64,18 @@ def default_partition(key: bytes, partitions: int) -> int:
 class KeyedBatches:
     """Produce through aiokafka's batch API: a record is appended to the open batch of its
     partition, and a full batch is handed over whole, instead of one `send()` (a future and
-    a queue lookup) per record. Inside a transaction, as `send()`: the commit flushes them.
+    a queue lookup) per record.
 
     The partition is `default_partition`, as `send()` and the Java client pick it. Memory
     stays bounded: `send_batch` waits while that partition's previous batch is queued.
+    Inside a transaction, call `flush()` before committing (see there).
     """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._open: dict[tuple[str, int], BatchBuilder] = {}
         self._partitions: dict[str, int] = {}
+        self._sent: list[asyncio.Future[object]] = []
 
     async def add(self, topic: str, key: bytes, value: bytes, headers: Headers) -> None:
         count = self._partitions.get(topic)
@@ -84,16 +86,27 @@ class KeyedBatches:
         if batch is None:
             batch = self._open[(topic, partition)] = self._producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            await self._producer.send_batch(batch, topic, partition=partition)
+            await self._send(batch, topic, partition)
             batch = self._open[(topic, partition)] = self._producer.create_batch()
             # An empty batch takes any record; the broker enforces its own size limit.
             batch.append(key=key, value=value, timestamp=None, headers=headers)
 
     async def flush(self) -> None:
-        """Hand over every open batch (before committing the transaction)."""
+        """Hand over every open batch, then wait until the broker acknowledged all of them.
+
+        aiokafka commits a transaction even when one of its batches failed (the commit only
+        waits for the batches to finish): the consumed offsets would be committed without
+        the records. A batch that failed raises here instead, so the caller aborts. Seen
+        when the broker restarted: OutOfOrderSequenceNumber, and the upload never completed.
+        """
         open_batches, self._open = self._open, {}
         for (topic, partition), batch in open_batches.items():
-            await self._producer.send_batch(batch, topic, partition=partition)
+            await self._send(batch, topic, partition)
+        sent, self._sent = self._sent, []
+        await asyncio.gather(*sent)
+
+    async def _send(self, batch: BatchBuilder, topic: str, partition: int) -> None:
+        self._sent.append(await self._producer.send_batch(batch, topic, partition=partition))
 
 
 async def ensure_topics(

@@ -36,9 +36,11 @@ class RawTransaction:
         await self._batches.add(self._topic, key, value, _HEADERS)
 
     async def commit(self) -> None:
-        self.finished = True
+        # Finished only once committed: a failed flush or commit must still be aborted, or
+        # the open transaction holds back read_committed readers of these partitions.
         await self._batches.flush()
         await self._producer.commit_transaction()
+        self.finished = True
 
     async def abort(self) -> None:
         if not self.finished:
