@@ -1,6 +1,7 @@
 import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
-from sales_common.kafka import AssignmentGuard, default_partition
+from sales_common.kafka import AssignmentGuard, default_partition, is_transient
 
 
 async def test_a_batch_read_before_an_assignment_is_not_current() -> None:
@@ -33,3 +34,18 @@ def test_keyed_batches_pick_the_default_partitioners_partition() -> None:
             key = f"event-{n}".encode()
             expected = DefaultPartitioner()(key, partitions, partitions)
             assert default_partition(key, count) == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (KafkaTimeoutError(), True),
+        (KafkaConnectionError(), True),
+        (TimeoutError(), True),
+        (ConnectionRefusedError(), True),
+        (ProducerFenced(), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_what_with_backoff_retries(error: BaseException, transient: bool) -> None:
+    assert is_transient(error) is transient

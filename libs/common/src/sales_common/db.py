@@ -69,8 +69,7 @@ DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 # What a retry of the same transaction can outlive.
 TRANSIENT_DB_ERRORS = (
     *DB_UNAVAILABLE_ERRORS,
-    OSError,
-    TimeoutError,
+    OSError,  # includes TimeoutError
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )

@@ -12,7 +12,7 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from murmurhash2 import murmurhash2
 from prometheus_client import Gauge
@@ -132,9 +132,12 @@ async def ensure_topics(
 
 
 def is_transient(error: BaseException) -> bool:
+    """Kafka errors marked retriable, Kafka's own timeout (marked not retriable, yet a
+    broker restart is exactly when it happens), and socket errors (TimeoutError and
+    ConnectionError are OSErrors)."""
     if isinstance(error, KafkaError):
-        return bool(getattr(error, "retriable", False)) or isinstance(error, asyncio.TimeoutError)
-    return isinstance(error, OSError | asyncio.TimeoutError | ConnectionError)
+        return bool(getattr(error, "retriable", False)) or isinstance(error, KafkaTimeoutError)
+    return isinstance(error, OSError)
 
 
 async def with_backoff(
