@@ -17,7 +17,7 @@ from sales_common.uploads import fetch_upload
 from dashboard.config import DashboardSettings
 from dashboard.export import csv_lines
 from dashboard.repository import DashboardRepository
-from dashboard.service import Summary, SummaryCache, UploadDetail, read_upload
+from dashboard.service import SUMMARY_DAYS, Summary, SummaryCache, UploadDetail, read_upload
 
 router = APIRouter()
 ReaderDep = Annotated[Principal, Depends(require_scope(SCOPE_SALES_READ))]
@@ -87,7 +87,7 @@ async def issue_token(
 
 @router.get("/api/v1/summary", response_model=Summary)
 async def summary(
-    request: Request, _: ReaderDep, days: Annotated[int, Query(ge=1, le=366)] = 31
+    request: Request, _: ReaderDep, days: Annotated[int, Query(ge=1, le=366)] = SUMMARY_DAYS
 ) -> Response:
     """Totals from the aggregate tables, at most `summary_cache_s` old."""
     cache: SummaryCache = request.state.summary_cache

@@ -47,7 +47,10 @@ class UploadDetail(UploadStatus):
     rejections: list[RejectedRow]
 
 
-async def read_summary(repo: DashboardRepository, days: int = 31) -> Summary:
+SUMMARY_DAYS = 31  # the daily series shown unless the caller asks for another span
+
+
+async def read_summary(repo: DashboardRepository, days: int = SUMMARY_DAYS) -> Summary:
     products = [ProductTotal.model_validate(dict(r)) for r in await repo.product_totals()]
     return Summary(
         total_sales=sum((p.total_amount for p in products), Decimal("0.00")),
@@ -60,7 +63,8 @@ async def read_summary(repo: DashboardRepository, days: int = 31) -> Summary:
 
 
 class SummaryCache:
-    """The summary, serialised, reused for `ttl_s`: many viewers polling cost one read.
+    """The summary, serialised, reused for `ttl_s`: many viewers polling (the API and the
+    page's live refresh alike) cost one read.
 
     Concurrent misses share one read (a lock), so a burst cannot stampede the database.
     """

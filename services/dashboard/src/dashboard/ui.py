@@ -11,6 +11,7 @@ from collections import defaultdict, deque
 from typing import Annotated
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sales_common.auth import (
@@ -25,7 +26,7 @@ from sales_common.errors import Unauthorized
 
 from dashboard.config import DashboardSettings, LoginLimits
 from dashboard.pages import APP_JS, STYLE, dashboard_body, layout, login_page
-from dashboard.service import read_summary, read_upload
+from dashboard.service import SUMMARY_DAYS, SummaryCache, read_upload
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "sales_session"
@@ -141,13 +142,14 @@ async def logout() -> Response:
 async def _body(request: Request, upload: UUID | None) -> str:
     settings: DashboardSettings = request.state.settings
     repo = request.state.repository
-    summary = await read_summary(repo)
+    cache: SummaryCache = request.state.summary_cache
+    summary = orjson.loads(await cache.get(repo, SUMMARY_DAYS))
     uploads = [dict(r) for r in await repo.recent_uploads(20)]
     selected = None
     if upload is not None:
         detail = await read_upload(request.state.pool, repo, upload, limit=500)
         selected = detail.model_dump(mode="json") if detail else None
-    return dashboard_body(summary.model_dump(mode="json"), uploads, selected, settings.refresh_s)
+    return dashboard_body(summary, uploads, selected, settings.refresh_s)
 
 
 @router.get("/")
