@@ -67,6 +67,7 @@ class Bench:
 
     def finish(self, pipeline: RunningPipeline, db: str) -> None:
         pipeline.stop_all()
+        pipeline.delete_topics()
         asyncio.run(drop_database(self.infra.admin_dsn, db))
 
     def end_to_end(self, csv: Path, rows: int) -> dict[str, Any]:

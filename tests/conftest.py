@@ -17,7 +17,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from devstack.pipeline import Infrastructure, RunningPipeline, create_database, drop_database
+from devstack.pipeline import (
+    Infrastructure,
+    RunningPipeline,
+    create_database,
+    delete_topics,
+    drop_database,
+)
 from pydantic import SecretStr
 from sales_common.kafka import ensure_topics
 from sales_common.pii import PiiSettings
@@ -88,10 +94,13 @@ def topics() -> TopicSettings:
 
 
 @pytest.fixture
-async def kafka_settings(infrastructure: Infrastructure, topics: TopicSettings) -> KafkaSettings:
+async def kafka_settings(
+    infrastructure: Infrastructure, topics: TopicSettings
+) -> AsyncIterator[KafkaSettings]:
     settings = KafkaSettings(bootstrap_servers=infrastructure.bootstrap_servers, topics=topics)
     await ensure_topics(settings, partitions={"raw": 3, "validated": 3, "rejected": 2})
-    return settings
+    yield settings
+    await delete_topics(settings)
 
 
 @pytest.fixture
@@ -125,6 +134,7 @@ def pipeline(
     running = RunningPipeline(infrastructure, database, tmp_path, ARTIFACTS)
     yield running
     exit_codes = running.stop_all()
+    running.delete_topics()
     assert set(exit_codes.values()) <= {0}, f"SIGTERM must stop every service cleanly: {exit_codes}"
 
 

@@ -32,6 +32,7 @@ def running(
     pipeline.start_all()
     yield pipeline
     pipeline.stop_all()
+    pipeline.delete_topics()
     asyncio.run(drop_database(infrastructure.admin_dsn, database))
 
 

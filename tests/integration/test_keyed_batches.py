@@ -4,37 +4,41 @@ or a transaction would commit its consumed offsets without its records."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from devstack.pipeline import delete_topics
 from sales_common.kafka import KeyedBatches, default_partition
 from sales_common.settings import KafkaSettings
 
 from tests.helpers import consume_quiet
 
 pytestmark = pytest.mark.integration
+MakeTopic = Callable[[int], Awaitable[str]]
 
 
-async def _topic(settings: KafkaSettings, max_message_bytes: int) -> str:
-    name = f"keyed-batches-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(**settings.client_options())
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    name=name,
-                    num_partitions=3,
-                    replication_factor=1,
-                    topic_configs={"max.message.bytes": str(max_message_bytes)},
-                )
-            ]
-        )
-    finally:
-        await admin.close()
-    return name
+@pytest.fixture
+async def make_topic(kafka_settings: KafkaSettings) -> AsyncIterator[MakeTopic]:
+    """Creates topics with a max.message.bytes of the test's choosing; deletes them after."""
+    created: list[str] = []
+
+    async def make(max_message_bytes: int) -> str:
+        name = f"keyed-batches-{uuid.uuid4().hex[:8]}"
+        admin = AIOKafkaAdminClient(**kafka_settings.client_options())
+        await admin.start()
+        try:
+            config = {"max.message.bytes": str(max_message_bytes)}
+            await admin.create_topics([NewTopic(name, 3, 1, topic_configs=config)])
+        finally:
+            await admin.close()
+        created.append(name)
+        return name
+
+    yield make
+    await delete_topics(kafka_settings, created)
 
 
 async def _transactional(settings: KafkaSettings) -> AIOKafkaProducer:
@@ -45,8 +49,10 @@ async def _transactional(settings: KafkaSettings) -> AIOKafkaProducer:
     return producer
 
 
-async def test_a_refused_batch_fails_the_flush(kafka_settings: KafkaSettings) -> None:
-    topic = await _topic(kafka_settings, max_message_bytes=2_000)
+async def test_a_refused_batch_fails_the_flush(
+    kafka_settings: KafkaSettings, make_topic: MakeTopic
+) -> None:
+    topic = await make_topic(2_000)
     producer = await _transactional(kafka_settings)
 
     async def produce_too_big() -> None:
@@ -63,9 +69,9 @@ async def test_a_refused_batch_fails_the_flush(kafka_settings: KafkaSettings) ->
 
 
 async def test_flushed_records_are_committed_once_on_their_key_partition(
-    kafka_settings: KafkaSettings,
+    kafka_settings: KafkaSettings, make_topic: MakeTopic
 ) -> None:
-    topic = await _topic(kafka_settings, max_message_bytes=1_048_588)
+    topic = await make_topic(1_048_588)
     producer = await _transactional(kafka_settings)
     keys = [f"event-{n}".encode() for n in range(500)]
     try:
