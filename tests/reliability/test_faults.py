@@ -27,7 +27,7 @@ from devstack.processes import wait_until
 from devstack.secrets import load_or_create
 from devstack.services import ready
 
-from tests.reliability.checker import Verdict, check
+from tests.reliability.checker import check
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 SEED = random.randrange(1 << 30)
@@ -63,16 +63,18 @@ def wait_complete(
     return time.monotonic() - started
 
 
-def verify(pipeline: RunningPipeline, uploads: dict[str, Path]) -> Verdict:
+def verify_and_record(
+    report: dict[str, Any],
+    pipeline: RunningPipeline,
+    fault: str,
+    injected: int,
+    uploads: dict[str, Path],
+    recovery_s: float,
+) -> None:
+    """Ask the independent checker about `uploads`; no loss, no duplicate; report the run."""
     verdict = asyncio.run(check(pipeline.database, pipeline.kafka, uploads))
     assert verdict.problems == [], f"seed {SEED}: {verdict.problems}"
     assert (verdict.lost, verdict.duplicated) == (0, 0), f"seed {SEED}"
-    return verdict
-
-
-def record(
-    report: dict[str, Any], fault: str, injected: int, verdict: Verdict, recovery_s: float
-) -> None:
     report.update(
         fault=fault,
         injected=injected,
@@ -107,7 +109,7 @@ def test_kill_repeatedly(
     kills = kill_repeatedly(pipeline, service, upload_id, 10)
     assert kills >= 10, f"the load finished after {kills} kills"
     recovery = wait_complete(pipeline, [upload_id])
-    record(report, f"kill -9 {service}", kills, verify(pipeline, {upload_id: big_csv}), recovery)
+    verify_and_record(report, pipeline, f"kill -9 {service}", kills, {upload_id: big_csv}, recovery)
 
 
 def test_two_of_each_with_one_killed(
@@ -125,11 +127,12 @@ def test_two_of_each_with_one_killed(
         pipeline.start(name, f"-{rest}", wait=False)
         injected += 1
     recovery = wait_complete(pipeline, [upload_id])
-    record(
+    verify_and_record(
         report,
+        pipeline,
         "2 validators + 2 loaders, one of each kill -9",
         injected,
-        verify(pipeline, {upload_id: big_csv}),
+        {upload_id: big_csv},
         recovery,
     )
 
@@ -163,11 +166,12 @@ def test_restart_kafka_during_load(
     second = retried.json()["upload_id"]
     wait_complete(pipeline, [first, second])
     recovery = time.monotonic() - down_at
-    record(
+    verify_and_record(
         report,
+        pipeline,
         "Kafka broker restart",
         1,
-        verify(pipeline, {first: big_csv, second: small}),
+        {first: big_csv, second: small},
         recovery,
     )
 
@@ -200,7 +204,9 @@ def test_restart_postgres_during_load(
         return bool(lines) and all(line.endswith(" 0.0") for line in lines)
 
     wait_until(lag_is_zero, 30, "loader lag back to 0")
-    record(report, "PostgreSQL restart", restarts, verify(pipeline, {upload_id: big_csv}), recovery)
+    verify_and_record(
+        report, pipeline, "PostgreSQL restart", restarts, {upload_id: big_csv}, recovery
+    )
 
 
 def _fetch(pipeline: RunningPipeline, sql: str) -> list[asyncpg.Record]:
@@ -239,11 +245,12 @@ def test_terminate_loader_statements_during_load(
     assert hits >= 10, f"the load finished after {hits} statements were cut"
     wait_until(lambda: ready(pipeline.url("loader")), 30, "loader ready after the cuts")
     recovery = wait_complete(pipeline, [upload_id])
-    record(
+    verify_and_record(
         report,
+        pipeline,
         "PostgreSQL ends the loader's statements (pg_terminate_backend)",
         hits,
-        verify(pipeline, {upload_id: big_csv}),
+        {upload_id: big_csv},
         recovery,
     )
 
@@ -277,11 +284,12 @@ def test_kill_ingest_mid_upload_then_retry(
     assert retried.status_code == 202, retried.text
     upload_id = retried.json()["upload_id"]
     wait_complete(pipeline, [upload_id])
-    record(
+    verify_and_record(
         report,
+        pipeline,
         "kill -9 ingest mid-upload, retry with Idempotency-Key",
         1,
-        verify(pipeline, {upload_id: big_csv}),
+        {upload_id: big_csv},
         time.monotonic() - killed_at,
     )
 
@@ -301,11 +309,12 @@ def test_sigterm_every_service_under_load(
         assert code == 0, f"{name} exited {code} on SIGTERM"
         pipeline.start(name)
     wait_complete(pipeline, [upload_id])
-    record(
+    verify_and_record(
         report,
+        pipeline,
         "SIGTERM each service",
         4,
-        verify(pipeline, {upload_id: big_csv}),
+        {upload_id: big_csv},
         time.monotonic() - started,
     )
 
@@ -340,10 +349,11 @@ def test_poison_records_are_rejected_and_consumers_keep_going(
             await conn.close()
 
     wait_until(lambda: asyncio.run(unreadable()) == 9, 30, "9 poison records in rejections")
-    record(
+    verify_and_record(
         report,
+        pipeline,
         "poison records in sales.raw and sales.validated",
         9,
-        verify(pipeline, {upload_id: big_csv}),
+        {upload_id: big_csv},
         recovery,
     )
