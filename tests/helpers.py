@@ -38,10 +38,14 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-def _reader(settings: KafkaSettings, topic: str) -> AIOKafkaConsumer:
-    """A read_committed consumer of `topic` from its start, in a group of its own."""
+Topics = str | Sequence[str]
+
+
+def _reader(settings: KafkaSettings, topic: Topics) -> AIOKafkaConsumer:
+    """A read_committed consumer of `topic` (or several) from its start, in a group of its
+    own."""
     return AIOKafkaConsumer(
-        topic,
+        *([topic] if isinstance(topic, str) else topic),
         **settings.client_options(),
         group_id=f"test-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
@@ -51,7 +55,7 @@ def _reader(settings: KafkaSettings, topic: str) -> AIOKafkaConsumer:
 
 
 async def consume(
-    settings: KafkaSettings, topic: str, expected: int, timeout_s: float = 30
+    settings: KafkaSettings, topic: Topics, expected: int, timeout_s: float = 30
 ) -> list[ConsumerRecord]:
     """Read `topic` from the start with read_committed until `expected` records (or timeout)."""
     consumer = _reader(settings, topic)
@@ -69,7 +73,7 @@ async def consume(
 
 
 async def consume_quiet(
-    settings: KafkaSettings, topic: str, idle_s: float = 1.5
+    settings: KafkaSettings, topic: Topics, idle_s: float = 1.5
 ) -> list[ConsumerRecord]:
     """Everything committed in `topic`: read until the end offsets are reached."""
     consumer = _reader(settings, topic)

@@ -144,11 +144,16 @@ def test_raw_customer_ids_never_leave_sales_raw(started: RunningPipeline) -> Non
 
     async def everything_downstream() -> str:
         topics = pipeline.topics
-        records = await consume_quiet(pipeline.kafka, topics.validated)
-        records += await consume_quiet(pipeline.kafka, topics.rejected)
-        raw = await consume_quiet(pipeline.kafka, topics.raw)
+        downstream_topics = [
+            topics.validated,
+            topics.rejected,
+            topics.validated_priority,
+            topics.rejected_priority,
+        ]
+        records = await consume_quiet(pipeline.kafka, downstream_topics)
+        raw = await consume_quiet(pipeline.kafka, [topics.raw, topics.raw_priority])
         assert len(raw) == 20
-        # The search below would find them: sales.raw, the one topic allowed to, holds them.
+        # The search below would find them: sales.raw (and its express lane) holds them.
         assert any(cid.encode() in r.value for r in raw for cid in RAW_CUSTOMER_IDS)
         conn = await asyncpg.connect(pipeline.database)
         try:

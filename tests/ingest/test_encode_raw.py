@@ -1,7 +1,6 @@
 from datetime import UTC, datetime
 
-from ingest.service import encode_raw
-from sales_common.events import RawSale, decode
+from sales_common.events import RawSale, decode, encode_raw
 
 
 def test_hot_path_encoding_matches_the_raw_contract() -> None:

@@ -31,6 +31,11 @@ def settings(
     )
 
 
+def raw_lanes(settings: IngestSettings) -> list[str]:
+    """sales.raw and its express lane: small uploads go to the latter."""
+    return [settings.kafka.topics.raw, settings.kafka.topics.raw_priority]
+
+
 def csv_body(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
@@ -59,7 +64,7 @@ async def test_upload_streams_every_row_to_sales_raw(
         assert status.json()["status"] == "processing"
         assert status.json()["rows_total"] == 6
 
-    records = await consume(settings.kafka, settings.kafka.topics.raw, expected=6)
+    records = await consume(settings.kafka, raw_lanes(settings), expected=6)
     raws = sorted((decode(RawSale, r.value) for r in records), key=lambda r: r.row_number)
     assert [r.row_number for r in raws] == [1, 2, 3, 4, 5, 6]
     assert raws[0].fields == {"product": "Halal Laptop", "price": "999.99", "quantity": "2"}
@@ -80,7 +85,7 @@ async def test_bad_header_is_422_and_leaves_nothing(
     detail = response.json()["detail"]
     assert "missing required columns: product" in detail
     assert "unknown columns: name" in detail
-    assert await consume_quiet(settings.kafka, settings.kafka.topics.raw) == []
+    assert await consume_quiet(settings.kafka, raw_lanes(settings)) == []
     conn = await asyncpg.connect(database)
     try:
         assert await conn.fetchval("SELECT count(*) FROM uploads") == 0
@@ -119,7 +124,7 @@ async def test_invalid_utf8_midway_is_refused_and_aborted(
     bad_offset = body.index(b"\xff")
     assert f"offset {bad_offset}" in response.json()["detail"]
     # Rows already produced belong to an aborted transaction: read_committed sees none.
-    assert await consume_quiet(settings.kafka, settings.kafka.topics.raw) == []
+    assert await consume_quiet(settings.kafka, raw_lanes(settings)) == []
 
 
 async def test_auth_is_required(settings: IngestSettings, database: str) -> None:
@@ -195,7 +200,7 @@ async def test_duplicate_content_and_idempotency_key(
     assert reload_denied.status_code == 403
     assert reload_ok.status_code == 202
     assert reload_ok.json()["upload_id"] != first.json()["upload_id"]
-    records = await consume(settings.kafka, settings.kafka.topics.raw, expected=6 + 2 + 6)
+    records = await consume(settings.kafka, raw_lanes(settings), expected=6 + 2 + 6)
     per_upload: dict[str, int] = {}
     for record in records:
         upload = orjson.loads(record.value)["upload_id"]
@@ -247,4 +252,4 @@ async def test_broker_unreachable_is_503_with_retry_after(
             headers=as_uploader(settings, **{"Idempotency-Key": key}),
         )
     assert retry.status_code == 202
-    assert len(await consume(settings.kafka, settings.kafka.topics.raw, expected=6)) == 6
+    assert len(await consume(settings.kafka, raw_lanes(settings), expected=6)) == 6

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -43,6 +44,33 @@ class RawSale(Contract):
     column_count: int = Field(description="Number of columns in the header.")
     source_filename: str
     received_at: datetime
+
+
+def encode_raw(
+    upload_id: str,
+    row_number: int,
+    fields: dict[str, str],
+    field_count: int,
+    column_count: int,
+    filename: str,
+    received_at: str,
+) -> bytes:
+    """A `RawSale` record, built without a model instance per row (ingest's hot path).
+
+    tests/ingest/test_encode_raw.py checks it against the model.
+    """
+    return orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "upload_id": upload_id,
+            "row_number": row_number,
+            "fields": fields,
+            "field_count": field_count,
+            "column_count": column_count,
+            "source_filename": filename,
+            "received_at": received_at,
+        }
+    )
 
 
 class ValidatedSale(Contract):

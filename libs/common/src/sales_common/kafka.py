@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
@@ -24,8 +24,15 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 # Partition counts: sales.raw and sales.validated bound how many validators and loaders can
-# work in parallel; rejections are rarer.
-DEFAULT_PARTITIONS = {"raw": 6, "validated": 6, "rejected": 3}
+# work in parallel; rejections are rarer, and the express lane carries small uploads only.
+DEFAULT_PARTITIONS = {
+    "raw": 6,
+    "validated": 6,
+    "rejected": 3,
+    "raw_priority": 3,
+    "validated_priority": 3,
+    "rejected_priority": 3,
+}
 
 
 class KafkaProbe:
@@ -193,6 +200,21 @@ class LagGauge:
             if end is not None:
                 lag = max(end - position, 0)
                 self._gauge.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+
+
+async def poll_express_first(
+    consumer: AIOKafkaConsumer, express: frozenset[str], timeout_ms: int, max_records: int
+) -> list[tuple[TopicPartition, list[ConsumerRecord]]]:
+    """One poll, small uploads first: records buffered for the express-lane topics are
+    taken before the main topics are read, and lead the returned batches. Kafka has no
+    priorities inside a topic, so the lanes are separate topics."""
+    lane = [tp for tp in consumer.assignment() if tp.topic in express]
+    batches: dict[TopicPartition, list[ConsumerRecord]] = {}
+    if lane:
+        batches = await consumer.getmany(*lane, timeout_ms=0, max_records=max_records)
+    if not batches:
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+    return sorted(batches.items(), key=lambda item: item[0].topic not in express)
 
 
 class AssignmentGuard:

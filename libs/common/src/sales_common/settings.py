@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
@@ -26,6 +26,31 @@ class TopicSettings(BaseModel):
     raw: str = "sales.raw"
     validated: str = "sales.validated"
     rejected: str = "sales.rejected"
+    # The express lane for small uploads (docs/EXACTLY_ONCE.md, "Small uploads first"):
+    # internal topics, each named after its main topic unless set.
+    raw_priority: str = ""
+    validated_priority: str = ""
+    rejected_priority: str = ""
+
+    @model_validator(mode="after")
+    def _name_priority_lanes(self) -> TopicSettings:
+        for role in ("raw", "validated", "rejected"):
+            if not getattr(self, f"{role}_priority"):
+                setattr(self, f"{role}_priority", f"{getattr(self, role)}.priority")
+        return self
+
+    def priority_of(self, topic: str) -> str:
+        """The express-lane twin of a main topic."""
+        twins = {
+            self.raw: self.raw_priority,
+            self.validated: self.validated_priority,
+            self.rejected: self.rejected_priority,
+        }
+        return twins[topic]
+
+    @property
+    def priority_topics(self) -> frozenset[str]:
+        return frozenset((self.raw_priority, self.validated_priority, self.rejected_priority))
 
 
 class KafkaSettings(BaseModel):

@@ -13,7 +13,8 @@ from sales_common.auth import SCOPE_ADMIN, SCOPE_UPLOADS_WRITE, Principal, requi
 from sales_common.errors import Forbidden, NotFound, UnsupportedMediaType
 from sales_common.uploads import UploadStatus, fetch_upload
 
-from ingest.service import PayloadTooLarge, UploadOutcome, UploadService
+from ingest.body import ExpectedBody, MeteredReceive, PayloadTooLarge
+from ingest.service import UploadOutcome, UploadService
 
 router = APIRouter(prefix="/api/v1")
 UploaderDep = Annotated[Principal, Depends(require_scope(SCOPE_UPLOADS_WRITE))]
@@ -71,10 +72,15 @@ async def create_upload(
     """Stream a CSV (text/csv body, or multipart field `file`) into the pipeline."""
     if reload and SCOPE_ADMIN not in principal.scopes:
         raise Forbidden("a deliberate re-load needs the 'admin' scope")
-    limit = request.state.settings.uploads.max_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the upload exceeds the limit of {limit} bytes")
+    limits = request.state.settings.uploads
+    expected = ExpectedBody.from_headers(request.headers)
+    if expected.length is not None and expected.length > limits.max_bytes:
+        raise PayloadTooLarge(f"the upload exceeds the limit of {limits.max_bytes} bytes")
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        raise UnsupportedMediaType("compressed uploads are not accepted; send plain CSV")
+    # Every byte is read through the meter: idle timeout, size limit, length and digests.
+    meter = MeteredReceive(request.receive, expected, limits.idle_timeout_s, limits.max_bytes)
+    request = Request(request.scope, meter)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "multipart/form-data":
         name, body = await _multipart_file(request)
@@ -84,10 +90,10 @@ async def create_upload(
         raise UnsupportedMediaType(
             f"unsupported content type '{media_type or 'none'}': send text/csv or multipart"
         )
-    if request.headers.get("content-encoding", "identity").lower() != "identity":
-        raise UnsupportedMediaType("compressed uploads are not accepted; send plain CSV")
     service: UploadService = request.state.upload_service
-    outcome = await service.upload(body, filename or name, principal, idempotency_key, reload)
+    outcome = await service.upload(
+        meter.checked(body), filename or name, principal, idempotency_key, reload
+    )
     return JSONResponse(_body(outcome).model_dump(mode="json"), status_code=outcome.http_status)
 
 

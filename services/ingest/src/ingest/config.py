@@ -8,6 +8,39 @@ class UploadLimits(BaseModel):
     max_bytes: int = 1 << 30
     max_record_chars: int = 1 << 16
     max_field_chars: int = 4096
+    # A body that sends no byte for this long is answered 408 and the upload fails.
+    idle_timeout_s: float = 30.0
+    # Uploads of at most this many rows take the express lane (sales.*.priority), so they
+    # never queue behind big ones.
+    small_rows: int = 1000
+
+
+class SpoolSettings(BaseModel):
+    """Uploads are received into local files before anything is published, so a slow or
+    stalled client never holds a Kafka transaction open."""
+
+    directory: str | None = None  # None: the system temp dir (an emptyDir in containers)
+    # Disk for every upload being received at once; past it new uploads get 503.
+    max_bytes: int = 8 << 30
+
+
+class TransactionSettings(BaseModel):
+    """A transaction on sales.raw lasts as long as publishing a spooled upload takes; its
+    timeout is sized to that, so a dead instance holds the topic only briefly."""
+
+    min_timeout_s: float = 10.0
+    # The slowest publishing we accept; slower, the broker aborts and the upload fails.
+    min_publish_bytes_per_s: int = 2_000_000
+    max_timeout_s: float = 900.0  # the broker's transaction.max.timeout.ms default
+
+
+class LeaseSettings(BaseModel):
+    """An instance renews the lease of every upload it works on; an upload whose lease ran
+    out belongs to a dead instance, and any instance's janitor fails it."""
+
+    ttl_s: float = 20.0
+    renew_every_s: float = 5.0
+    janitor_every_s: float = 5.0
 
 
 class IngestSettings(ServiceSettings):
@@ -17,5 +50,6 @@ class IngestSettings(ServiceSettings):
     port: int = 8001
     auth: AuthSettings
     uploads: UploadLimits = Field(default_factory=UploadLimits)
-    # One Kafka transaction spans one upload; the broker caps it (transaction.max.timeout.ms).
-    transaction_timeout_ms: int = 600_000
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    transactions: TransactionSettings = Field(default_factory=TransactionSettings)
+    leases: LeaseSettings = Field(default_factory=LeaseSettings)

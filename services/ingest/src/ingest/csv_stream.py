@@ -117,6 +117,55 @@ class CsvRecordStream:
             raise CsvProblem(f"the file is not valid CSV: {exc}") from exc
 
 
+class CheckedRows:
+    """An upload's data rows in order, each checked: the header first (HeaderError), then
+    every field's length. Row n of the file is the n-th row returned; `rows` counts them."""
+
+    def __init__(self, max_record_chars: int, max_field_chars: int) -> None:
+        self._stream = CsvRecordStream(max_record_chars)
+        self._max_field_chars = max_field_chars
+        self.columns: list[str] | None = None
+        self.rows = 0
+
+    @property
+    def bytes_read(self) -> int:
+        return self._stream.bytes_read
+
+    def content_sha256(self) -> str:
+        return self._stream.sha256.hexdigest()
+
+    def feed(self, chunk: bytes) -> list[list[str]]:
+        return self._check(self._stream.feed(chunk))
+
+    def close(self) -> list[list[str]]:
+        rows = self._check(self._stream.close())
+        if self.columns is None:
+            raise CsvProblem("the file is empty: a header line is required")
+        return rows
+
+    def _check(self, records: list[list[str]]) -> list[list[str]]:
+        if self.columns is None and records:
+            self.columns = check_header(records[0])
+            records = records[1:]
+        limit = self._max_field_chars
+        for cells in records:
+            self.rows += 1
+            if max(map(len, cells)) > limit:
+                self._field_too_long(cells)
+        return records
+
+    def _field_too_long(self, cells: list[str]) -> None:
+        # Cells past the header's columns are not forwarded (the row is rejected with
+        # `field_count`), so only named fields count.
+        assert self.columns is not None
+        for column, value in zip(self.columns, cells, strict=False):
+            if len(value) > self._max_field_chars:
+                raise CsvProblem(
+                    f"row {self.rows}: field '{column}' is longer than "
+                    f"{self._max_field_chars} characters"
+                )
+
+
 def _last_record_boundary(buf: str) -> int:
     """Index just after the last line ending (LF, CR or CRLF) outside quotes, or 0.
 

@@ -10,11 +10,13 @@ from sales_common.auth import TokenVerifier
 from sales_common.db import check_database, close_pool, create_pool
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe
+from sales_common.lifecycle import background_loop
 from sales_common.logging import configure_logging
-from sales_common.observability import install_observability
+from sales_common.observability import Heartbeat, install_observability
 
 from ingest.api import router
 from ingest.config import IngestSettings
+from ingest.leases import LeaseKeeper
 from ingest.metrics import IngestMetrics
 from ingest.publisher import RawPublisher
 from ingest.repository import UploadsRepository
@@ -36,9 +38,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             stack.push_async_callback(close_pool, pool)
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
-            service = UploadService(
-                settings, UploadsRepository(pool), RawPublisher(settings), metrics
-            )
+            repository = UploadsRepository(pool, settings.leases.ttl_s)
+            publisher = RawPublisher(settings)
+            heartbeat = Heartbeat()
+            leases = LeaseKeeper(settings.leases, repository, publisher, heartbeat)
+            await stack.enter_async_context(background_loop("leases", leases, heartbeat))
+            service = UploadService(settings, repository, publisher, leases, metrics)
             yield {
                 "settings": settings,
                 "pool": pool,
@@ -48,7 +53,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                "heartbeats": {},
+                "heartbeats": {"leases": heartbeat},
             }
 
     app = FastAPI(title="sales ingest", version="1", lifespan=lifespan)

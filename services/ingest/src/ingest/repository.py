@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import asyncpg
@@ -13,8 +14,9 @@ class ContentAlreadyUploaded(Exception):
 
 
 class UploadsRepository:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, lease_ttl_s: float) -> None:
         self._pool = pool
+        self._lease_ttl_s = lease_ttl_s
 
     async def find_by_idempotency_key(self, key: str) -> asyncpg.Record | None:
         return await self._pool.fetchrow(
@@ -27,33 +29,40 @@ class UploadsRepository:
     ) -> bool:
         """Insert a new upload; False when another request holds the idempotency key."""
         status = await self._pool.execute(
-            "INSERT INTO uploads (upload_id, filename, idempotency_key, reload, status)"
-            " VALUES ($1, $2, $3, $4, 'receiving') ON CONFLICT (idempotency_key) DO NOTHING",
+            "INSERT INTO uploads"
+            " (upload_id, filename, idempotency_key, reload, status, lease_until)"
+            " VALUES ($1, $2, $3, $4, 'receiving', now() + make_interval(secs => $5))"
+            " ON CONFLICT (idempotency_key) DO NOTHING",
             upload_id,
             filename,
             idempotency_key,
             reload,
+            self._lease_ttl_s,
         )
         return bool(status == "INSERT 0 1")
 
     async def start_new_attempt(self, upload_id: UUID, filename: str) -> int:
         attempt: int = await self._pool.fetchval(
             "UPDATE uploads SET attempt = attempt + 1, status = 'receiving', filename = $2,"
-            " error = NULL, content_sha256 = NULL, rows_total = NULL"
+            " error = NULL, content_sha256 = NULL, rows_total = NULL,"
+            " lease_until = now() + make_interval(secs => $3)"
             " WHERE upload_id = $1 RETURNING attempt",
             upload_id,
             filename,
+            self._lease_ttl_s,
         )
         return attempt
 
     async def mark_committing(
         self, upload_id: UUID, attempt: int, content_sha256: str, rows_total: int
-    ) -> None:
-        """Claim the content hash; raises ContentAlreadyUploaded for a live duplicate."""
+    ) -> bool:
+        """Claim the content hash before publishing; raises ContentAlreadyUploaded for a
+        live duplicate. False when this attempt no longer owns the upload (a retry took it
+        over, or the janitor failed it)."""
         try:
-            await self._pool.execute(
+            status = await self._pool.execute(
                 "UPDATE uploads SET status = 'committing', content_sha256 = $3, rows_total = $4"
-                " WHERE upload_id = $1 AND attempt = $2",
+                " WHERE upload_id = $1 AND attempt = $2 AND status = 'receiving'",
                 upload_id,
                 attempt,
                 content_sha256,
@@ -61,6 +70,7 @@ class UploadsRepository:
             )
         except asyncpg.UniqueViolationError as exc:
             raise ContentAlreadyUploaded(content_sha256) from exc
+        return bool(status == "UPDATE 1")
 
     async def mark_processing(self, upload_id: UUID, attempt: int) -> None:
         # The status trigger turns this into 'complete' when every row is already counted.
@@ -92,3 +102,37 @@ class UploadsRepository:
             " WHERE content_sha256 = $1 AND NOT reload AND status <> 'failed'",
             content_sha256,
         )
+
+    async def renew_leases(self, upload_ids: list[UUID]) -> None:
+        await self._pool.execute(
+            "UPDATE uploads SET lease_until = now() + make_interval(secs => $2)"
+            " WHERE upload_id = ANY($1::uuid[]) AND status IN ('receiving', 'committing')",
+            upload_ids,
+            self._lease_ttl_s,
+        )
+
+    async def fail_abandoned(
+        self, fence: Callable[[UUID], Awaitable[None]], limit: int = 20
+    ) -> list[UUID]:
+        """Fail uploads whose lease ran out (their instance died), fencing the Kafka
+        transaction of those that were publishing. The rows stay locked meanwhile and
+        SKIP LOCKED passes them by, so any number of janitors can run."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            abandoned = await conn.fetch(
+                "SELECT upload_id, attempt, status FROM uploads"
+                " WHERE status IN ('receiving', 'committing') AND lease_until < now()"
+                " ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+                limit,
+            )
+            for row in abandoned:
+                if row["status"] == "committing":
+                    await fence(row["upload_id"])
+                await conn.execute(
+                    "UPDATE uploads SET status = 'failed', error = $3"
+                    " WHERE upload_id = $1 AND attempt = $2",
+                    row["upload_id"],
+                    row["attempt"],
+                    f"abandoned while {row['status']}: the ingest instance stopped renewing"
+                    " its lease; retry with the same Idempotency-Key",
+                )
+        return [row["upload_id"] for row in abandoned]

@@ -1,39 +1,54 @@
-"""The upload use case: stream a CSV body into sales.raw exactly once, or refuse it whole."""
+"""The upload use case: receive a CSV body into a local spool, then publish it to sales.raw
+exactly once, or refuse it whole.
+
+receiving   the body is read, checked (header, encoding, limits, digest) and spooled;
+            no Kafka transaction is open, so the client's pace holds back nobody
+committing  the spool is published in one transaction, at the server's own pace
+processing  committed; the validator and loader are at work ('complete' when all counted)
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-import orjson
 from aiokafka.errors import KafkaError
 from sales_common.auth import Principal
 from sales_common.errors import ApiError, ServiceUnavailable, UnprocessableContent
-from sales_common.events import SCHEMA_VERSION
+from sales_common.events import encode_raw
 from sales_common.logging import get_logger
 
+from ingest.body import PayloadTooLarge, TransferFailed
 from ingest.config import IngestSettings
-from ingest.csv_stream import CsvProblem, CsvRecordStream, check_header
+from ingest.csv_stream import CheckedRows, CsvProblem
+from ingest.leases import LeaseKeeper
 from ingest.metrics import IngestMetrics
-from ingest.publisher import RawPublisher, RawTransaction
+from ingest.publisher import RawPublisher
 from ingest.repository import ContentAlreadyUploaded, UploadsRepository
+from ingest.spool import Spool, SpoolBudget, SpoolFull
 
 log = get_logger(__name__)
 
 _DONE = ("processing", "complete")
 
 
-class PayloadTooLarge(ApiError):
-    status_code = 413
-    error = "payload_too_large"
-
-
 class IdempotencyConflict(ApiError):
     status_code = 409
     error = "conflict"
+
+
+class UploadSuperseded(ApiError):
+    status_code = 409
+    error = "superseded"
+
+    def __init__(self, upload_id: UUID) -> None:
+        super().__init__(
+            f"upload {upload_id} was taken over by a retry with the same Idempotency-Key,"
+            " or failed as abandoned, while this request was still sending"
+        )
 
 
 @dataclass(frozen=True)
@@ -49,31 +64,15 @@ class UploadOutcome:
         return 200 if self.duplicate or self.replayed else 202
 
 
-def encode_raw(
-    upload_id: str,
-    row_number: int,
-    fields: dict[str, str],
-    field_count: int,
-    column_count: int,
-    filename: str,
-    received_at: str,
-) -> bytes:
-    """A `RawSale` record, built without a model instance per row (hot path).
+@dataclass(frozen=True)
+class _Received:
+    """A fully received, checked upload waiting in its spool."""
 
-    tests/ingest/test_service.py checks it against the `RawSale` contract.
-    """
-    return orjson.dumps(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "upload_id": upload_id,
-            "row_number": row_number,
-            "fields": fields,
-            "field_count": field_count,
-            "column_count": column_count,
-            "source_filename": filename,
-            "received_at": received_at,
-        }
-    )
+    spool: Spool
+    columns: list[str]
+    rows: int
+    content_sha256: str
+    received_at: str
 
 
 class UploadService:
@@ -82,12 +81,15 @@ class UploadService:
         settings: IngestSettings,
         repository: UploadsRepository,
         publisher: RawPublisher,
+        leases: LeaseKeeper,
         metrics: IngestMetrics,
     ) -> None:
         self._settings = settings
         self._repo = repository
         self._publisher = publisher
+        self._leases = leases
         self._metrics = metrics
+        self._spool_budget = SpoolBudget(settings.spool.max_bytes)
 
     async def upload(
         self,
@@ -104,14 +106,24 @@ class UploadService:
             return replay
         started = time.monotonic()
         try:
-            outcome = await self._publish(body, upload_id, attempt, filename)
-        except (CsvProblem, PayloadTooLarge) as exc:
+            with self._leases.hold(upload_id):
+                outcome = await self._receive_and_publish(body, upload_id, attempt, filename)
+        except (CsvProblem, PayloadTooLarge, SpoolFull) as exc:
             await self._repo.discard(upload_id, attempt)
             self._metrics.uploads.labels("refused").inc()
             log.info("upload_refused", upload_id=str(upload_id), reason=str(exc))
-            if isinstance(exc, PayloadTooLarge):
-                raise
-            raise UnprocessableContent(str(exc)) from exc
+            if isinstance(exc, CsvProblem):
+                raise UnprocessableContent(str(exc)) from exc
+            raise
+        except UploadSuperseded:
+            self._metrics.uploads.labels("superseded").inc()
+            log.warning("upload_superseded", upload_id=str(upload_id), attempt=attempt)
+            raise
+        except TransferFailed as exc:  # one line, no traceback: clients do go away
+            await self._repo.mark_failed(upload_id, attempt, str(exc.detail))
+            self._metrics.uploads.labels("failed").inc()
+            log.warning("upload_transfer_failed", upload_id=str(upload_id), reason=exc.detail)
+            raise
         except KafkaError as exc:
             await self._repo.mark_failed(upload_id, attempt, f"broker unavailable: {exc!r}")
             self._metrics.uploads.labels("failed").inc()
@@ -119,7 +131,7 @@ class UploadService:
             raise ServiceUnavailable(
                 "the message broker is unavailable; retry with the same Idempotency-Key"
             ) from exc
-        except BaseException as exc:  # client went away, cancelled, bug: never 'complete'
+        except BaseException as exc:  # cancelled, bug: never 'complete'
             await self._repo.mark_failed(upload_id, attempt, f"interrupted: {exc!r}"[:500])
             self._metrics.uploads.labels("failed").inc()
             raise
@@ -144,6 +156,8 @@ class UploadService:
                             replayed=True,
                         ),
                     )
+                if existing["status"] == "committing":  # an earlier attempt may be publishing
+                    await self._publisher.fence(existing["upload_id"])
                 attempt = await self._repo.start_new_attempt(existing["upload_id"], filename)
                 return existing["upload_id"], attempt, None
         upload_id = uuid4()
@@ -151,68 +165,76 @@ class UploadService:
             raise IdempotencyConflict("an upload with this Idempotency-Key is in progress")
         return upload_id, 1, None
 
-    async def _publish(
+    async def _receive_and_publish(
         self, body: AsyncIterator[bytes], upload_id: UUID, attempt: int, filename: str
     ) -> UploadOutcome:
-        async with self._publisher.transaction(upload_id) as txn:
-            rows, content_sha256 = await self._stream_rows(body, txn, upload_id, filename)
+        with Spool(self._settings.spool, self._spool_budget) as spool:
+            received = await self._receive(body, spool)
             try:
-                await self._repo.mark_committing(upload_id, attempt, content_sha256, rows)
-            except ContentAlreadyUploaded:
-                await txn.abort()
-                await self._repo.discard(upload_id, attempt)
-                first = await self._repo.find_live_by_content(content_sha256)
-                if first is None:  # the first upload failed meanwhile: nothing to point at
-                    raise ServiceUnavailable(
-                        "a concurrent upload of the same content just failed; retry", 1
-                    ) from None
-                self._metrics.uploads.labels("duplicate").inc()
-                log.info("upload_duplicate", upload_id=str(first["upload_id"]))
-                return UploadOutcome(
-                    first["upload_id"], first["status"], first["rows_total"], duplicate=True
+                owned = await self._repo.mark_committing(
+                    upload_id, attempt, received.content_sha256, received.rows
                 )
-            await txn.commit()
+            except ContentAlreadyUploaded:
+                await self._repo.discard(upload_id, attempt)
+                return await self._duplicate_of(received.content_sha256)
+            if not owned:
+                raise UploadSuperseded(upload_id)
+            small = received.rows <= self._settings.uploads.small_rows
+            topics = self._settings.kafka.topics
+            await self._publisher.publish(
+                upload_id,
+                topics.raw_priority if small else topics.raw,
+                self._raw_records(received, upload_id, filename),
+                self._publisher.timeout_s(spool.bytes),
+            )
         await self._repo.mark_processing(upload_id, attempt)
         self._metrics.uploads.labels("accepted").inc()
-        self._metrics.rows.inc(rows)
-        log.info("upload_accepted", upload_id=str(upload_id), rows=rows, attempt=attempt)
-        return UploadOutcome(upload_id, "processing", rows)
+        self._metrics.rows.inc(received.rows)
+        log.info(
+            "upload_accepted",
+            upload_id=str(upload_id),
+            rows=received.rows,
+            attempt=attempt,
+            lane="priority" if small else "main",
+        )
+        return UploadOutcome(upload_id, "processing", received.rows)
 
-    async def _stream_rows(
-        self, body: AsyncIterator[bytes], txn: RawTransaction, upload_id: UUID, filename: str
-    ) -> tuple[int, str]:
+    async def _receive(self, body: AsyncIterator[bytes], spool: Spool) -> _Received:
         limits = self._settings.uploads
-        stream = CsvRecordStream(max_record_chars=limits.max_record_chars)
-        columns: list[str] | None = None
-        row_number = 0
-        upload = str(upload_id)
+        rows = CheckedRows(limits.max_record_chars, limits.max_field_chars)
         received_at = datetime.now(UTC).isoformat()
-
-        async def publish(records: list[list[str]]) -> None:
-            nonlocal columns, row_number
-            for cells in records:
-                if columns is None:
-                    columns = check_header(cells)
-                    continue
-                row_number += 1
-                fields = dict(zip(columns, cells, strict=False))
-                if max(map(len, fields.values())) > limits.max_field_chars:
-                    column = next(c for c, v in fields.items() if len(v) > limits.max_field_chars)
-                    raise CsvProblem(
-                        f"row {row_number}: field '{column}' is longer than "
-                        f"{limits.max_field_chars} characters"
-                    )
-                record = encode_raw(
-                    upload, row_number, fields, len(cells), len(columns), filename, received_at
-                )
-                await txn.send(f"{upload}:{row_number}".encode(), record)
-
         async for chunk in body:
-            if stream.bytes_read + len(chunk) > limits.max_bytes:
-                raise PayloadTooLarge(f"the upload exceeds the limit of {limits.max_bytes} bytes")
             self._metrics.bytes.inc(len(chunk))
-            await publish(stream.feed(chunk))
-        await publish(stream.close())
-        if columns is None:
-            raise CsvProblem("the file is empty: a header line is required")
-        return row_number, stream.sha256.hexdigest()
+            spool.write(rows.feed(chunk))
+        spool.write(rows.close())
+        assert rows.columns is not None  # close() refuses a file without a header
+        return _Received(spool, rows.columns, rows.rows, rows.content_sha256(), received_at)
+
+    async def _duplicate_of(self, content_sha256: str) -> UploadOutcome:
+        first = await self._repo.find_live_by_content(content_sha256)
+        if first is None:  # the first upload failed meanwhile: nothing to point at
+            raise ServiceUnavailable(
+                "a concurrent upload of the same content just failed; retry", 1
+            )
+        self._metrics.uploads.labels("duplicate").inc()
+        log.info("upload_duplicate", upload_id=str(first["upload_id"]))
+        return UploadOutcome(
+            first["upload_id"], first["status"], first["rows_total"], duplicate=True
+        )
+
+    @staticmethod
+    def _raw_records(
+        received: _Received, upload_id: UUID, filename: str
+    ) -> Iterator[tuple[bytes, bytes]]:
+        upload = str(upload_id)
+        columns = received.columns
+        column_count = len(columns)
+        received_at = received.received_at
+        for row_number, cells in enumerate(received.spool.rows(), 1):
+            fields = dict(zip(columns, cells, strict=False))
+            yield (
+                f"{upload}:{row_number}".encode(),
+                encode_raw(
+                    upload, row_number, fields, len(cells), column_count, filename, received_at
+                ),
+            )

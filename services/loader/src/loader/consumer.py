@@ -29,7 +29,7 @@ from sales_common.events import (
     event_id_for,
     unreadable_record,
 )
-from sales_common.kafka import AssignmentGuard, LagGauge, with_backoff
+from sales_common.kafka import AssignmentGuard, LagGauge, poll_express_first, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 
@@ -68,7 +68,15 @@ class LoaderLoop:
         self.guard = AssignmentGuard()
         self._lag = LagGauge(metrics.lag)
         topics = settings.kafka.topics
-        self._validated, self._rejected = topics.validated, topics.rejected
+        # Each topic with its express-lane twin, which carries small uploads' rows first.
+        self._topics = [
+            topics.validated,
+            topics.rejected,
+            topics.validated_priority,
+            topics.rejected_priority,
+        ]
+        self._sales_topics = frozenset((topics.validated, topics.validated_priority))
+        self._express = frozenset((topics.validated_priority, topics.rejected_priority))
         self.consumer = AIOKafkaConsumer(
             **settings.kafka.consumer_options(),
             group_id=settings.group_id,
@@ -81,15 +89,19 @@ class LoaderLoop:
         self._stopping.set()
 
     async def run(self) -> None:
-        self.consumer.subscribe([self._validated, self._rejected], listener=_Rebalance(self))
+        self.consumer.subscribe(self._topics, listener=_Rebalance(self))
         await with_backoff(self.consumer.start, "consumer start", max_s=5)
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
                 epoch = await self.guard.epoch()
-                batches = await self.consumer.getmany(
-                    timeout_ms=self._settings.fetch_timeout_ms,
-                    max_records=self._settings.max_batch_records,
+                batches = dict(
+                    await poll_express_first(
+                        self.consumer,
+                        self._express,
+                        timeout_ms=self._settings.fetch_timeout_ms,
+                        max_records=self._settings.max_batch_records,
+                    )
                 )
                 if batches:
                     async with self.guard.lock:
@@ -139,7 +151,7 @@ class LoaderLoop:
         for tp, records in batches.items():
             for record in records:
                 try:
-                    if tp.topic == self._validated:
+                    if tp.topic in self._sales_topics:
                         sales.append(decode(ValidatedSale, record.value or b""))
                     else:
                         rejections.append(decode(RejectedSale, record.value or b""))

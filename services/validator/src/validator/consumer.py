@@ -35,7 +35,13 @@ from sales_common.events import (
     record_headers,
     unreadable_record,
 )
-from sales_common.kafka import AssignmentGuard, KeyedBatches, LagGauge, with_backoff
+from sales_common.kafka import (
+    AssignmentGuard,
+    KeyedBatches,
+    LagGauge,
+    poll_express_first,
+    with_backoff,
+)
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.pii import CustomerHasher
@@ -85,16 +91,19 @@ class ValidatorLoop:
 
     async def run(self) -> None:
         topics = self._settings.kafka.topics
-        self.consumer.subscribe([topics.raw], listener=_Rebalance(self))
+        self.consumer.subscribe([topics.raw, topics.raw_priority], listener=_Rebalance(self))
         await with_backoff(self.consumer.start, "consumer start", max_s=5)
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
                 epoch = await self._guard.epoch()
-                batches = await self.consumer.getmany(
-                    timeout_ms=500, max_records=self._settings.max_batch_records
+                batches = await poll_express_first(
+                    self.consumer,
+                    frozenset({topics.raw_priority}),
+                    timeout_ms=500,
+                    max_records=self._settings.max_batch_records,
                 )
-                for tp, records in batches.items():
+                for tp, records in batches:
                     if self._stopping.is_set():
                         break
                     async with self._guard.lock:
@@ -184,6 +193,9 @@ class ValidatorLoop:
         producer = self._producers[tp]
         started = time.monotonic()
         results = self._transform(records, datetime.now(UTC))
+        # A small upload's outputs also go to the loader's express lane; sales.validated
+        # still carries every valid row once, so its readers keep one topic.
+        express = tp.topic == topics.raw_priority
         try:
             async with producer.transaction():
                 batches = KeyedBatches(producer)
@@ -191,7 +203,10 @@ class ValidatorLoop:
                     topic = (
                         topics.rejected if isinstance(result, RejectedSale) else topics.validated
                     )
-                    await batches.add(topic, result.event_id.encode(), encode(result), _HEADERS)
+                    key, value = result.event_id.encode(), encode(result)
+                    await batches.add(topic, key, value, _HEADERS)
+                    if express:
+                        await batches.add(topics.priority_of(topic), key, value, _HEADERS)
                 await batches.flush()
                 await producer.send_offsets_to_transaction(
                     {tp: records[-1].offset + 1}, self._settings.group_id
