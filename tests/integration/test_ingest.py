@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import hashlib
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from ingest.config import IngestSettings
 from ingest.main import create_app
+from ingest.publisher import transactional_id
 from sales_common.events import RawSale, decode
 from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings
 
 from tests.conftest import DATA
-from tests.helpers import bearer, consume, consume_quiet, serve
+from tests.helpers import bearer, consume, consume_quiet, eventually, serve
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +261,132 @@ async def test_broker_unreachable_is_503_with_retry_after(
         )
     assert retry.status_code == 202
     assert len(await consume(settings.kafka, raw_lanes(settings), expected=6)) == 6
+
+
+async def upload_row(database: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(database)
+    try:
+        row = await conn.fetchrow("SELECT status, error FROM uploads")
+    finally:
+        await conn.close()
+    assert row is not None
+    return row
+
+
+async def test_small_uploads_take_the_express_lane_big_ones_the_main_topic(
+    settings: IngestSettings, database: str
+) -> None:
+    topics = settings.kafka.topics
+    settings.uploads.small_rows = 6
+    body = csv_body("sales.csv")
+    async with serve(create_app(settings)) as client:
+        small = await client.post("/api/v1/uploads", content=body, headers=as_uploader(settings))
+        big = await client.post(
+            "/api/v1/uploads",
+            content=body + b"Halal Extra,1.00,1\n",
+            headers=as_uploader(settings),
+        )
+    assert (small.status_code, big.status_code) == (202, 202)
+    express = await consume(settings.kafka, topics.raw_priority, expected=6)
+    main = await consume(settings.kafka, topics.raw, expected=7)
+    assert {decode(RawSale, r.value).upload_id for r in express} == {small.json()["upload_id"]}
+    assert {decode(RawSale, r.value).upload_id for r in main} == {big.json()["upload_id"]}
+    assert (len(express), len(main)) == (6, 7)
+
+
+async def test_a_body_that_does_not_match_its_digest_is_refused_and_leaves_nothing(
+    settings: IngestSettings, database: str
+) -> None:
+    body = csv_body("sales.csv")
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    async with serve(create_app(settings)) as client:
+        response = await client.post(
+            "/api/v1/uploads",
+            content=body[: len(body) // 2],  # what a sender that died half way delivers
+            headers=as_uploader(settings, **{"Content-Digest": f"sha-256=:{digest}:"}),
+        )
+        matching = await client.post(
+            "/api/v1/uploads",
+            content=body,
+            headers=as_uploader(settings, **{"Repr-Digest": f"sha-256=:{digest}:"}),
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "body_mismatch"
+    assert "content-digest sha-256 does not match the body" in response.json()["detail"]
+    assert matching.status_code == 202, matching.text
+    records = await consume_quiet(settings.kafka, raw_lanes(settings))
+    assert {decode(RawSale, r.value).upload_id for r in records} == {matching.json()["upload_id"]}
+    assert len(records) == 6
+
+
+async def test_a_stalled_body_is_answered_408_and_the_upload_fails(
+    settings: IngestSettings, database: str
+) -> None:
+    settings.uploads.idle_timeout_s = 0.5
+    never = asyncio.Event()
+
+    async def stalls_half_way() -> AsyncIterator[bytes]:
+        yield csv_body("sales.csv")[:40]
+        await never.wait()  # the client sends nothing more and keeps the connection
+
+    async with serve(create_app(settings)) as client:
+        response = await client.post(
+            "/api/v1/uploads", content=stalls_half_way(), headers=as_uploader(settings)
+        )
+    assert response.status_code == 408
+    assert "no data for 0.5 s after 40 bytes" in response.json()["detail"]
+    row = await upload_row(database)
+    assert row["status"] == "failed"
+    assert "no data for 0.5 s" in row["error"]
+    assert await consume_quiet(settings.kafka, raw_lanes(settings)) == []
+
+
+async def test_the_janitor_fences_and_fails_an_upload_its_dead_instance_left_open(
+    settings: IngestSettings, database: str
+) -> None:
+    """A dead instance's upload: 'committing', lease run out, its transaction still open on
+    sales.raw. The janitor must abort that transaction (readers behind it move on) and mark
+    the upload failed."""
+    settings.leases.janitor_every_s = 0.2
+    upload_id = uuid.uuid4()
+    topic = settings.kafka.topics.raw
+    zombie = AIOKafkaProducer(
+        **settings.kafka.transactional_producer_options(transactional_id(upload_id))
+    )
+    await zombie.start()
+    await zombie.begin_transaction()
+    await zombie.send_and_wait(topic, b"a row of the dead upload", key=b"k", partition=0)
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "INSERT INTO uploads (upload_id, filename, status, lease_until)"
+            " VALUES ($1, 'dead.csv', 'committing', now() - interval '1 second')",
+            upload_id,
+        )
+    finally:
+        await conn.close()
+    await produce_committed(settings, topic, b"committed after the dead upload")
+    try:
+        async with serve(create_app(settings)):
+            row = await eventually(
+                lambda: upload_row(database), lambda r: r["status"] == "failed", 30, "janitor"
+            )
+    finally:
+        with contextlib.suppress(KafkaError):
+            await zombie.stop()
+    assert "abandoned while committing" in row["error"]
+    # The open transaction is aborted: a read_committed reader gets past it.
+    records = await consume(settings.kafka, topic, expected=1)
+    assert [r.value for r in records] == [b"committed after the dead upload"]
+
+
+async def produce_committed(settings: IngestSettings, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(
+        **settings.kafka.transactional_producer_options(f"test-{uuid.uuid4()}")
+    )
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send_and_wait(topic, value, key=b"k", partition=0)
+    finally:
+        await producer.stop()

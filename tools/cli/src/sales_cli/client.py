@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+# Answers that say "not now": the status of an upload is worth asking again.
+_TRANSIENT_STATUS = {502, 503, 504}
+
+
+def content_digest(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """The RFC 9530 `Content-Digest` of a file: the server refuses a body that differs."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
+
+
+def _transient(error: httpx.HTTPError) -> bool:
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code in _TRANSIENT_STATUS
+    return isinstance(error, httpx.TransportError)
 
 
 class PipelineClient:
@@ -39,7 +60,8 @@ class PipelineClient:
         chunk_bytes: int = 256 * 1024,
         on_chunk: Callable[[int, int], None] | None = None,
     ) -> httpx.Response:
-        """Stream `path`; `on_chunk(bytes_sent, lines_sent)` reports progress."""
+        """Stream `path` with its length and digest, so a body cut short or altered on the
+        way is refused; `on_chunk(bytes_sent, lines_sent)` reports progress."""
 
         def chunks() -> Iterator[bytes]:
             sent = lines = 0
@@ -51,7 +73,12 @@ class PipelineClient:
                     if on_chunk is not None:
                         on_chunk(sent, lines)
 
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "text/csv",
+            "Content-Length": str(path.stat().st_size),
+            "Content-Digest": content_digest(path),
+        }
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         return self._http.post(
@@ -78,9 +105,20 @@ class PipelineClient:
         poll_s: float = 0.1,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
+        """Poll until the upload is complete or failed. A transient answer (503 while the
+        database restarts, a refused connection) is retried with backoff until the deadline."""
         deadline = time.monotonic() + timeout_s
+        backoff_s = poll_s
         while True:
-            status = self.upload_status(upload_id, token)
+            try:
+                status = self.upload_status(upload_id, token)
+            except httpx.HTTPError as exc:
+                if not _transient(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(backoff_s * (0.5 + random.random() / 2))
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            backoff_s = poll_s
             if on_status is not None:
                 on_status(status)
             if status["status"] in ("complete", "failed"):

@@ -86,9 +86,10 @@ def env(config: StackConfig, client_id: str) -> None:
 
 
 def status(config: StackConfig) -> None:
-    kafka_pid = processes.read_pid(config.run_dir / "kafka.pid")
-    print(f"kafka      {config.bootstrap_servers:<24} pid {kafka_pid}")
-    pg_up = (postgres.data_dir(config) / "postmaster.pid").exists()
+    # Each server is asked, not its pid file: a dead postmaster leaves its pid file behind.
+    kafka_up = kafka.is_listening(config.host, config.kafka_port)
+    print(f"kafka      {config.bootstrap_servers:<24} {'running' if kafka_up else 'stopped'}")
+    pg_up = postgres.accepting(config)
     print(
         f"postgres   {config.host}:{config.postgres_port:<14} {'running' if pg_up else 'stopped'}"
     )

@@ -72,6 +72,24 @@ def superuser_dsn(config: StackConfig, database: str = "postgres") -> str:
     return f"postgresql://postgres@{config.host}:{config.postgres_port}/{database}"
 
 
+def accepting(config: StackConfig) -> bool:
+    """The server answers on its TCP port (pg_isready), not merely "a pid file exists"."""
+    answer = subprocess.run(
+        [
+            str(bin_dir() / "pg_isready"),
+            "-q",
+            "-h",
+            config.host,
+            "-p",
+            str(config.postgres_port),
+            "-t",
+            "3",
+        ],
+        check=False,
+    )
+    return answer.returncode == 0
+
+
 def start(config: StackConfig, app_password: str) -> None:
     """initdb on first use, start the server, create the `sales` role and database."""
     pgdata = data_dir(config)

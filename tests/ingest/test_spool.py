@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+from ingest.config import SpoolSettings
+from ingest.csv_stream import CheckedRows, CsvProblem
+from ingest.spool import Spool, SpoolBudget, SpoolFull
+
+
+def test_rows_come_back_in_order_and_the_budget_is_returned(tmp_path: object) -> None:
+    budget = SpoolBudget(1 << 20)
+    rows = [["Halal A", "1", "2"], ['quote " and, comma', "", "\n"]]
+    with Spool(SpoolSettings(), budget) as spool:
+        spool.write(rows[:1])
+        spool.write([])
+        spool.write(rows[1:])
+        assert budget.free == (1 << 20) - spool.bytes
+        assert list(spool.rows()) == rows
+    assert budget.free == 1 << 20
+
+
+def test_a_full_spool_refuses_with_503() -> None:
+    budget = SpoolBudget(10)
+    with Spool(SpoolSettings(), budget) as spool, pytest.raises(SpoolFull) as full:
+        spool.write([["x" * 20]])
+    assert full.value.status_code == 503
+    assert budget.free == 10
+
+
+def test_checked_rows_number_rows_after_the_header_and_check_field_lengths() -> None:
+    rows = CheckedRows(max_record_chars=1000, max_field_chars=5)
+    assert rows.feed(b"Product,price,quantity\nHalal,1,") == []
+    assert rows.feed(b"2\nHalal,2,3,extra-long-cell\n") == [
+        ["Halal", "1", "2"],
+        ["Halal", "2", "3", "extra-long-cell"],  # cells past the header are not forwarded
+    ]
+    assert rows.columns == ["product", "price", "quantity"]
+    with pytest.raises(CsvProblem, match="row 3: field 'product' is longer than 5"):
+        rows.feed(b"Halal Chicken,1,1\n")
+
+
+def test_checked_rows_refuse_an_empty_file() -> None:
+    rows = CheckedRows(max_record_chars=1000, max_field_chars=5)
+    with pytest.raises(CsvProblem, match="empty"):
+        rows.close()
