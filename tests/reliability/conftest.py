@@ -49,11 +49,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "reliability.json").write_text(json.dumps(_RESULTS, indent=2))
     lines = [
-        "| fault | injected | rows | lost | duplicated | recovery s |",
-        "|---|---|---|---|---|---|",
+        "| fault | injected | rows | lost | duplicated | recovery s | figures |",
+        "|---|---|---|---|---|---|---|",
         *(
             f"| {r['fault']} | {r['injected']} | {r['rows']:,} | {r['lost']} | {r['duplicated']} |"
-            f" {r['recovery_s']:.1f} |"
+            f" {r['recovery_s']:.1f} | {r.get('figures', '')} |"
             for r in _RESULTS
         ),
     ]

@@ -70,6 +70,7 @@ def verify_and_record(
     injected: int,
     uploads: dict[str, Path],
     recovery_s: float,
+    figures: str = "",
 ) -> None:
     """Ask the independent checker about `uploads`; no loss, no duplicate; report the run."""
     verdict = asyncio.run(check(pipeline.database, pipeline.kafka, uploads))
@@ -82,6 +83,7 @@ def verify_and_record(
         lost=verdict.lost,
         duplicated=verdict.duplicated + verdict.topic_duplicates,
         recovery_s=recovery_s,
+        figures=figures,
         seed=SEED,
     )
 

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,12 @@ class RunningPipeline:
         )
         self.log_dir = self.log_root / f"pipeline-{s}"
         self.client = PipelineClient(self.url("ingest"), self.url("dashboard"), timeout_s=600)
+
+    def configure(self, **settings: str) -> None:
+        """Settings (named without the service prefix) for the instances started from now."""
+        self.endpoints = replace(
+            self.endpoints, settings={**self.endpoints.settings, **settings}
+        )
 
     def problems(self, per_service: int = 10) -> str:
         """The last warnings and errors each service logged, for a failing test's report."""
