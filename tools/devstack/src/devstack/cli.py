@@ -18,8 +18,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
 from sales_common.events import TOPIC_MODELS
 from sales_common.kafka import ensure_topics, with_backoff
+from sales_common.schema.migrations import migrate
 from sales_common.settings import KafkaSettings, PostgresSettings
 
 from devstack import generate, kafka, postgres, processes, services
@@ -49,9 +51,6 @@ def start_infrastructure(config: StackConfig) -> StackSecrets:
 
 
 async def _prepare(endpoints: services.Endpoints) -> None:
-    from loader.migrations import migrate
-    from pydantic import SecretStr
-
     kafka_settings = KafkaSettings(bootstrap_servers=endpoints.bootstrap_servers)
     await with_backoff(lambda: ensure_topics(kafka_settings), "create topics", attempts=30, max_s=2)
     await migrate(PostgresSettings(dsn=SecretStr(endpoints.database_url)))

@@ -17,10 +17,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
-from loader.migrations import migrate
 from pydantic import SecretStr
 from sales_cli.client import PipelineClient
 from sales_common.kafka import ensure_topics
+from sales_common.schema.migrations import migrate
 from sales_common.settings import KafkaSettings, PostgresSettings, TopicSettings
 
 from devstack import services
