@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,25 @@ def test_image_runs_as_non_root_with_exec_entrypoint_and_healthcheck() -> None:
     assert "uv sync --frozen" in text
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".stack", ".venv", ".env"} <= set(ignored)
+
+
+def test_the_sales_common_wheel_ships_the_schema(tmp_path: Path) -> None:
+    # Images install wheels (uv sync --no-editable): the SQL must be in sales-common's.
+    uv = shutil.which("uv")
+    assert uv, "uv runs these tests"
+    result = subprocess.run(
+        [uv, "build", "--package", "sales-common", "--wheel", "--out-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("sales_common-*.whl")
+    schema = REPO / "libs" / "common" / "src" / "sales_common" / "schema" / "sql"
+    expected = {f"sales_common/schema/sql/{p.name}" for p in schema.glob("*.sql")}
+    assert expected
+    assert expected <= set(zipfile.ZipFile(wheel).namelist())
 
 
 @pytest.mark.parametrize("service", list(SERVICE_SETTINGS))
