@@ -131,7 +131,6 @@ class ServiceSettings(ProcessSettings):
     """Fields every service has; subclasses add their own groups and an env prefix."""
 
     service_name: str = "sales"
-    environment: Literal["development", "test", "production"] = "production"
     host: str = "127.0.0.1"
     port: int = 8000
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

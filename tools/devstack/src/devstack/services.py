@@ -38,7 +38,6 @@ def service_env(
     env = {
         "PATH": os.environ.get("PATH", ""),
         f"{prefix}_PORT": str(port),
-        f"{prefix}_ENVIRONMENT": "development",
         f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
         f"{prefix}_POSTGRES__DSN": endpoints.database_url,
     }
