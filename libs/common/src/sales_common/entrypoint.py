@@ -11,7 +11,7 @@ import os
 import runpy
 import sys
 
-SERVICES = ("ingest", "validator", "loader", "dashboard")
+from sales_common.services import SERVICES
 
 
 def main() -> None:

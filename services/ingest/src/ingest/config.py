@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from sales_common.services import SERVICES
 from sales_common.settings import AuthSettings, ServiceSettings
 
 
@@ -10,11 +11,14 @@ class UploadLimits(BaseModel):
     max_field_chars: int = 4096
 
 
-class IngestSettings(ServiceSettings):
-    model_config = ServiceSettings.model_config | {"env_prefix": "INGEST_"}
+_SERVICE = SERVICES["ingest"]
 
-    service_name: str = "ingest"
-    port: int = 8001
+
+class IngestSettings(ServiceSettings):
+    model_config = ServiceSettings.model_config | {"env_prefix": _SERVICE.env_prefix}
+
+    service_name: str = _SERVICE.name
+    port: int = _SERVICE.port
     auth: AuthSettings
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     # One Kafka transaction spans one upload; the broker caps it (transaction.max.timeout.ms).

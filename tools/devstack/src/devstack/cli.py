@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from sales_common.events import TOPIC_MODELS
 from sales_common.kafka import ensure_topics, with_backoff
 from sales_common.schema.migrations import migrate
+from sales_common.services import SERVICES
 from sales_common.settings import KafkaSettings, PostgresSettings
 
 from devstack import generate, kafka, postgres, processes, services
@@ -59,13 +60,13 @@ async def _prepare(endpoints: services.Endpoints) -> None:
 def up(config: StackConfig) -> StackSecrets:
     secrets = start_infrastructure(config)
     services.start_all(config, default_endpoints(config, secrets), secrets)
-    for name in services.SERVICES:
+    for name in SERVICES:
         print(f"{name:<10} {config.service_url(name)}")
     return secrets
 
 
 def down(config: StackConfig) -> None:
-    for name in reversed(services.SERVICES):
+    for name in reversed(SERVICES):
         services.stop(name, config.run_dir)
     kafka.stop(config)
     postgres.stop(config)
@@ -91,7 +92,7 @@ def status(config: StackConfig) -> None:
     print(
         f"postgres   {config.host}:{config.postgres_port:<14} {'running' if pg_up else 'stopped'}"
     )
-    for name in services.SERVICES:
+    for name in SERVICES:
         url = config.service_url(name)
         print(f"{name:<10} {url:<24} {'ready' if services.ready(url) else 'not ready'}")
 
