@@ -1,11 +1,15 @@
 """devstack: run the whole pipeline on this machine without containers.
 
-devstack up        start Kafka, PostgreSQL, topics, migrations and the four services
-devstack down      stop everything, keep the data
-devstack run       up, upload data/sales.csv, wait, print the dashboard summary
-devstack status    what runs where
-devstack clean     down and delete .stack (data, logs, jars, secrets)
-devstack schemas   write docs/schemas/*.json from the contracts (--check: fail if stale)
+devstack up              start Kafka, PostgreSQL, topics, migrations and the four services
+devstack infra           only Kafka, PostgreSQL, topics and migrations
+devstack down            stop everything, keep the data
+devstack status          what runs where
+devstack env CLIENT      shell exports pointing the sales-pipeline client at this stack
+devstack clean           down and delete .stack (data, logs, jars, secrets)
+devstack generate N OUT  write a large deterministic CSV file
+devstack schemas         write docs/schemas/*.json from the contracts (--check: fail if stale)
+
+Uploading and reading the summary is the client's job (tools/cli): `make run` does both.
 """
 
 from __future__ import annotations
