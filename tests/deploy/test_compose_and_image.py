@@ -111,7 +111,8 @@ def test_the_sales_common_wheel_ships_the_schema(tmp_path: Path) -> None:
     schema = REPO / "libs" / "common" / "src" / "sales_common" / "schema" / "sql"
     expected = {f"sales_common/schema/sql/{p.name}" for p in schema.glob("*.sql")}
     assert expected
-    assert expected <= set(zipfile.ZipFile(wheel).namelist())
+    with zipfile.ZipFile(wheel) as archive:
+        assert expected <= set(archive.namelist())
 
 
 @pytest.mark.parametrize("service", list(SERVICE_SETTINGS))
