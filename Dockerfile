@@ -41,5 +41,6 @@ EXPOSE ${PORT}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os,urllib.request; s=os.environ['SERVICE'].upper(); urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get(s + '_PORT', '8000'), timeout=2)"]
 # Exec form: the Python process is PID 1 and receives SIGTERM itself.
-# `docker run IMAGE migrate` (loader image) applies the database migrations and exits.
+# `docker run IMAGE migrate` applies the database migrations (sales_common.schema, in every
+# image) with MIGRATE_POSTGRES__DSN and exits.
 ENTRYPOINT ["python", "-m", "sales_common.entrypoint"]

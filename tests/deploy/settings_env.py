@@ -1,4 +1,4 @@
-"""The environment variable names each service's settings class reads: the drift guard's truth."""
+"""The environment variable names each settings class reads: the drift guard's truth."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ from ingest.config import IngestSettings
 from loader.config import LoaderSettings
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
+from sales_common.schema.config import MigrateSettings
 from validator.config import ValidatorSettings
 
-SETTINGS: dict[str, type[BaseSettings]] = {
+SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
     "validator": ValidatorSettings,
     "loader": LoaderSettings,
     "dashboard": DashboardSettings,
 }
+# Everything the chart or compose.yaml configures: the services and the one-shot migrate
+# command (the chart's hook Job, compose's `migrate` service).
+SETTINGS: dict[str, type[BaseSettings]] = {**SERVICE_SETTINGS, "migrate": MigrateSettings}
 
 
 def _walk(model: type[BaseModel], prefix: str, required: bool) -> dict[str, bool]:
@@ -32,8 +36,17 @@ def _walk(model: type[BaseModel], prefix: str, required: bool) -> dict[str, bool
     return names
 
 
-def readable(service: str) -> dict[str, bool]:
-    """Env var name -> required, for every setting `service` reads."""
-    cls = SETTINGS[service]
+def readable(program: str) -> dict[str, bool]:
+    """Env var name -> required, for every setting `program` reads."""
+    cls = SETTINGS[program]
     prefix = str(cls.model_config.get("env_prefix", ""))
     return _walk(cls, prefix, True)
+
+
+def assert_sets_only_what_it_reads(label: str, names: set[str], program: str) -> None:
+    """`names`, the variables a deployment sets for `program`, are all read, and every
+    required one is among them."""
+    known = readable(program)
+    assert names <= set(known), f"{label} sets unknown settings {names - set(known)}"
+    required = {n for n, needed in known.items() if needed}
+    assert required <= names, f"{label} misses {required - names}"

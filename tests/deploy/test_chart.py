@@ -14,7 +14,7 @@ import yaml
 from sales_common.server import GRACEFUL_SHUTDOWN_S
 
 from tests.conftest import REPO
-from tests.deploy.settings_env import SETTINGS, readable
+from tests.deploy.settings_env import SERVICE_SETTINGS, assert_sets_only_what_it_reads
 
 CHART = REPO / "charts" / "sales-pipeline"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -27,7 +27,7 @@ CUSTOM_KINDS = {
     "KafkaNodePool",
     "Cluster",
 }
-SERVICE_NAMES = tuple(SETTINGS)
+SERVICE_NAMES = tuple(SERVICE_SETTINGS)
 
 
 def run_helm(helm: str, *args: str) -> str:
@@ -122,12 +122,16 @@ def test_every_setting_a_service_needs_is_set_and_every_name_is_real(helm: str) 
             names = {e["name"] for e in container["env"]}
             for source in container.get("envFrom", []):
                 names |= set(configmaps[source["configMapRef"]["name"]]["data"])
-            known = readable(name)
-            assert names <= set(known), (
-                f"{values.stem}/{name} sets unknown settings {names - set(known)}"
-            )
-            required = {n for n, needed in known.items() if needed}
-            assert required <= names, f"{values.stem}/{name} misses {required - names}"
+            assert_sets_only_what_it_reads(f"{values.stem}/{name}", names, name)
+
+
+def test_the_migrations_job_sets_only_what_sales_migrate_reads(helm: str) -> None:
+    for values in SCENARIOS:
+        job = by_kind(render(helm, values), "Job")["sales-sales-migrate"]
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        names = {e["name"] for e in container["env"]}
+        assert_sets_only_what_it_reads(f"{values.stem}/migrate", names, "migrate")
+        assert "MIGRATE_POSTGRES__DSN" in names, values.stem
 
 
 def test_no_secret_value_is_rendered_with_existing_secrets(helm: str) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.deploy.settings_env import SETTINGS, readable
+from tests.deploy.settings_env import (
+    SERVICE_SETTINGS,
+    SETTINGS,
+    assert_sets_only_what_it_reads,
+)
 
 COMPOSE = REPO / "compose.yaml"
 
@@ -37,12 +42,9 @@ def test_compose_file_matches_the_compose_spec(compose_schema: Path) -> None:
 
 def test_every_setting_a_service_needs_is_set_and_every_name_is_real() -> None:
     services = compose()["services"]
-    for name in SETTINGS:
-        env = set(services[name]["environment"])
-        known = readable(name)
-        assert env <= set(known), f"{name} sets unknown settings {env - set(known)}"
-        required = {n for n, needed in known.items() if needed}
-        assert required <= env, f"{name} misses {required - env}"
+    for name in SETTINGS:  # the four services and the `migrate` one-shot
+        assert_sets_only_what_it_reads(name, set(services[name]["environment"]), name)
+    assert "MIGRATE_POSTGRES__DSN" in services["migrate"]["environment"]
 
 
 def test_secrets_come_from_env_file_and_stop_start_up_when_missing() -> None:
@@ -55,7 +57,7 @@ def test_secrets_come_from_env_file_and_stop_start_up_when_missing() -> None:
 
 def test_ports_healthchecks_and_start_order_match_the_code() -> None:
     services = compose()["services"]
-    for name in SETTINGS:
+    for name in SERVICE_SETTINGS:
         service = services[name]
         port = service["environment"][f"{name.upper()}_PORT"]
         assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
@@ -71,7 +73,7 @@ def test_ports_healthchecks_and_start_order_match_the_code() -> None:
     assert services["prometheus"]["profiles"] == ["monitoring"]
     scraped = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = scraped["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert sorted(targets) == sorted(f"{n}:8000" for n in SETTINGS)
+    assert sorted(targets) == sorted(f"{n}:8000" for n in SERVICE_SETTINGS)
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -93,8 +95,28 @@ def test_image_runs_as_non_root_with_exec_entrypoint_and_healthcheck() -> None:
     assert {".git", ".stack", ".venv", ".env"} <= set(ignored)
 
 
-@pytest.mark.parametrize("service", list(SETTINGS))
+def test_the_sales_common_wheel_ships_the_schema(tmp_path: Path) -> None:
+    # Images install wheels (uv sync --no-editable): the SQL must be in sales-common's.
+    uv = shutil.which("uv")
+    assert uv, "uv runs these tests"
+    result = subprocess.run(
+        [uv, "build", "--package", "sales-common", "--wheel", "--out-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("sales_common-*.whl")
+    schema = REPO / "libs" / "common" / "src" / "sales_common" / "schema" / "sql"
+    expected = {f"sales_common/schema/sql/{p.name}" for p in schema.glob("*.sql")}
+    assert expected
+    with zipfile.ZipFile(wheel) as archive:
+        assert expected <= set(archive.namelist())
+
+
+@pytest.mark.parametrize("service", list(SERVICE_SETTINGS))
 def test_entrypoint_knows_every_service(service: str) -> None:
-    from sales_common.entrypoint import SERVICES
+    from sales_common.services import SERVICES  # what the entrypoint dispatches on
 
     assert service in SERVICES

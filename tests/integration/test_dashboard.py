@@ -22,7 +22,6 @@ def settings(postgres_settings: PostgresSettings, auth_settings: AuthSettings) -
     return DashboardSettings(
         postgres=postgres_settings,
         auth=auth_settings,
-        environment="test",
         log_json=False,
         clients={
             "viewer": ClientSettings(
@@ -141,9 +140,7 @@ async def test_readiness_fails_while_database_is_unreachable(auth_settings: Auth
     from pydantic import SecretStr
 
     unreachable = PostgresSettings(dsn=SecretStr("postgresql://sales:x@127.0.0.1:1/sales"))
-    settings = DashboardSettings(
-        postgres=unreachable, auth=auth_settings, environment="test", log_json=False
-    )
+    settings = DashboardSettings(postgres=unreachable, auth=auth_settings, log_json=False)
     async with serve(create_app(settings)) as client:
         ready = await client.get("/readyz")
         live = await client.get("/healthz")

@@ -34,7 +34,6 @@ def settings(
         kafka=kafka_settings,
         postgres=postgres_settings,
         auth=auth_settings,
-        environment="test",
         log_json=False,
     )
 

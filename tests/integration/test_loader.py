@@ -54,7 +54,6 @@ def settings(kafka_settings: KafkaSettings, postgres_settings: PostgresSettings)
         kafka=kafka_settings,
         postgres=postgres_settings,
         group_id=f"loader-{uuid.uuid4().hex[:8]}",
-        environment="test",
         log_json=False,
     )
 

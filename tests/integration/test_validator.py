@@ -43,7 +43,6 @@ def settings(kafka_settings: KafkaSettings, pii_settings: PiiSettings) -> Valida
         pii=pii_settings,
         group_id=f"validator-{suffix}",
         transactional_id_prefix=f"validator-{suffix}",
-        environment="test",
         log_json=False,
     )
 

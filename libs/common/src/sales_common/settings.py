@@ -1,7 +1,8 @@
 """Settings shared by every service: nested groups read from the environment.
 
 Each service subclasses `ServiceSettings` with its own env prefix, so the loader reads
-`LOADER_KAFKA__BOOTSTRAP_SERVERS` and `LOADER_POSTGRES__DSN`.
+`LOADER_KAFKA__BOOTSTRAP_SERVERS` and `LOADER_POSTGRES__DSN`; the migrate command's
+`MigrateSettings` (sales_common.schema.config) reads `MIGRATE_POSTGRES__DSN`.
 """
 
 from __future__ import annotations
@@ -138,18 +139,23 @@ class AuthSettings(BaseModel):
     )
 
 
-class ServiceSettings(BaseSettings):
-    """Fields every service has; subclasses add their own groups and an env prefix."""
+class ProcessSettings(BaseSettings):
+    """Fields every program configured from its environment has (the services and the
+    `sales-migrate` command); subclasses add their own groups and an env prefix."""
 
     model_config = SettingsConfigDict(
         env_nested_delimiter="__", extra="ignore", populate_by_name=True
     )
 
-    service_name: str = "sales"
-    environment: Literal["development", "test", "production"] = "production"
     log_level: str = "INFO"
     log_file: str | None = Field(default=None, validation_alias="LOG_FILE")
     log_json: bool = True
+
+
+class ServiceSettings(ProcessSettings):
+    """Fields every service has; subclasses add their own groups and an env prefix."""
+
+    service_name: str = "sales"
     host: str = "127.0.0.1"
     port: int = 8000
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

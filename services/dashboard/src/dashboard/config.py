@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from sales_common.services import SERVICES
 from sales_common.settings import AuthSettings, ServiceSettings
 
 
@@ -25,11 +26,14 @@ class LoginLimits(BaseModel):
     window_s: int = 300
 
 
-class DashboardSettings(ServiceSettings):
-    model_config = ServiceSettings.model_config | {"env_prefix": "DASHBOARD_"}
+_SERVICE = SERVICES["dashboard"]
 
-    service_name: str = "dashboard"
-    port: int = 8004
+
+class DashboardSettings(ServiceSettings):
+    model_config = ServiceSettings.model_config | {"env_prefix": _SERVICE.env_prefix}
+
+    service_name: str = _SERVICE.name
+    port: int = _SERVICE.port
     auth: AuthSettings
     # JSON in the environment: {"client-id": {"secret_hash": "...", "scopes": ["sales:read"]}}
     clients: dict[str, ClientSettings] = Field(default_factory=dict)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from sales_common.services import SERVICES
 from sales_common.settings import AuthSettings, ServiceSettings
 
 
@@ -43,11 +44,14 @@ class LeaseSettings(BaseModel):
     janitor_every_s: float = 5.0
 
 
-class IngestSettings(ServiceSettings):
-    model_config = ServiceSettings.model_config | {"env_prefix": "INGEST_"}
+_SERVICE = SERVICES["ingest"]
 
-    service_name: str = "ingest"
-    port: int = 8001
+
+class IngestSettings(ServiceSettings):
+    model_config = ServiceSettings.model_config | {"env_prefix": _SERVICE.env_prefix}
+
+    service_name: str = _SERVICE.name
+    port: int = _SERVICE.port
     auth: AuthSettings
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)

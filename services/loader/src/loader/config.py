@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from sales_common.services import SERVICES
 from sales_common.settings import ServiceSettings
+
+_SERVICE = SERVICES["loader"]
 
 
 class LoaderSettings(ServiceSettings):
-    model_config = ServiceSettings.model_config | {"env_prefix": "LOADER_"}
+    model_config = ServiceSettings.model_config | {"env_prefix": _SERVICE.env_prefix}
 
-    service_name: str = "loader"
-    port: int = 8003
+    service_name: str = _SERVICE.name
+    port: int = _SERVICE.port
     group_id: str = "loader"
     max_batch_records: int = 5000
     fetch_timeout_ms: int = 200

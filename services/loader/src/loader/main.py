@@ -18,11 +18,11 @@ from sales_common.kafka import KafkaProbe, with_backoff
 from sales_common.lifecycle import background_loop
 from sales_common.logging import configure_logging
 from sales_common.observability import Heartbeat, install_observability
+from sales_common.schema.migrations import migrate
 
 from loader.config import LoaderSettings
 from loader.consumer import LoaderLoop
 from loader.metrics import LoaderMetrics
-from loader.migrations import migrate
 from loader.repository import LoaderRepository
 
 

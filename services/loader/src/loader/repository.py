@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import asyncpg
 import orjson
@@ -112,13 +111,6 @@ SELECT $1, unnest($2::text[]), unnest($3::int[]), unnest($4::bigint[])
 ON CONFLICT (group_id, topic, partition) DO UPDATE
     SET next_offset = greatest(t.next_offset, excluded.next_offset), updated_at = now()
 """
-
-
-@dataclass(frozen=True)
-class StoredBatch:
-    sales_inserted: int
-    rejections_inserted: int
-    reused_transaction_ids: list[asyncpg.Record]
 
 
 def _sale_row(sale: ValidatedSale) -> tuple[object, ...]:

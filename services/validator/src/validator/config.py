@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 from sales_common.pii import PiiSettings
+from sales_common.services import SERVICES
 from sales_common.settings import ServiceSettings
 
 
@@ -17,11 +18,14 @@ class RuleSettings(BaseModel):
     quantity_max: int = 100
 
 
-class ValidatorSettings(ServiceSettings):
-    model_config = ServiceSettings.model_config | {"env_prefix": "VALIDATOR_"}
+_SERVICE = SERVICES["validator"]
 
-    service_name: str = "validator"
-    port: int = 8002
+
+class ValidatorSettings(ServiceSettings):
+    model_config = ServiceSettings.model_config | {"env_prefix": _SERVICE.env_prefix}
+
+    service_name: str = _SERVICE.name
+    port: int = _SERVICE.port
     group_id: str = "validator"
     # Prefix of the per-input-partition transactional ids (see consumer.py).
     transactional_id_prefix: str = "validator"

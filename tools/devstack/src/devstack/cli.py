@@ -1,11 +1,15 @@
 """devstack: run the whole pipeline on this machine without containers.
 
-devstack up        start Kafka, PostgreSQL, topics, migrations and the four services
-devstack down      stop everything, keep the data
-devstack run       up, upload data/sales.csv, wait, print the dashboard summary
-devstack status    what runs where
-devstack clean     down and delete .stack (data, logs, jars, secrets)
-devstack schemas   write docs/schemas/*.json from the contracts (--check: fail if stale)
+devstack up              start Kafka, PostgreSQL, topics, migrations and the four services
+devstack infra           only Kafka, PostgreSQL, topics and migrations
+devstack down            stop everything, keep the data
+devstack status          what runs where
+devstack env CLIENT      shell exports pointing the sales-pipeline client at this stack
+devstack clean           down and delete .stack (data, logs, jars, secrets)
+devstack generate N OUT  write a large deterministic CSV file
+devstack schemas         write docs/schemas/*.json from the contracts (--check: fail if stale)
+
+Uploading and reading the summary is the client's job (tools/cli): `make run` does both.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
 from sales_common.events import TOPIC_MODELS
 from sales_common.kafka import ensure_topics, with_backoff
+from sales_common.schema.migrations import migrate
+from sales_common.services import SERVICES
 from sales_common.settings import KafkaSettings, PostgresSettings
 
 from devstack import generate, kafka, postgres, processes, services
@@ -49,9 +56,6 @@ def start_infrastructure(config: StackConfig) -> StackSecrets:
 
 
 async def _prepare(endpoints: services.Endpoints) -> None:
-    from loader.migrations import migrate
-    from pydantic import SecretStr
-
     kafka_settings = KafkaSettings(bootstrap_servers=endpoints.bootstrap_servers)
     await with_backoff(lambda: ensure_topics(kafka_settings), "create topics", attempts=30, max_s=2)
     await migrate(PostgresSettings(dsn=SecretStr(endpoints.database_url)))
@@ -60,13 +64,13 @@ async def _prepare(endpoints: services.Endpoints) -> None:
 def up(config: StackConfig) -> StackSecrets:
     secrets = start_infrastructure(config)
     services.start_all(config, default_endpoints(config, secrets), secrets)
-    for name in services.SERVICES:
+    for name in SERVICES:
         print(f"{name:<10} {config.service_url(name)}")
     return secrets
 
 
 def down(config: StackConfig) -> None:
-    for name in reversed(services.SERVICES):
+    for name in reversed(SERVICES):
         services.stop(name, config.run_dir)
     kafka.stop(config)
     postgres.stop(config)
@@ -93,7 +97,7 @@ def status(config: StackConfig) -> None:
     print(
         f"postgres   {config.host}:{config.postgres_port:<14} {'running' if pg_up else 'stopped'}"
     )
-    for name in services.SERVICES:
+    for name in SERVICES:
         url = config.service_url(name)
         print(f"{name:<10} {url:<24} {'ready' if services.ready(url) else 'not ready'}")
 

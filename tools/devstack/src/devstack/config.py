@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sales_common.services import SERVICES
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -26,13 +28,8 @@ class StackConfig:
     postgres_port: int = field(default_factory=lambda: _env_int("POSTGRES_PORT", 5432))
     service_ports: dict[str, int] = field(
         default_factory=lambda: {
-            name: _env_int(f"{name.upper()}_PORT", port)
-            for name, port in (
-                ("ingest", 8001),
-                ("validator", 8002),
-                ("loader", 8003),
-                ("dashboard", 8004),
-            )
+            name: _env_int(f"{service.env_prefix}PORT", service.port)
+            for name, service in SERVICES.items()
         }
     )
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
-from loader.migrations import migrate
 from pydantic import SecretStr
 from sales_cli.client import PipelineClient
 from sales_common.kafka import ensure_topics
+from sales_common.schema.migrations import migrate
+from sales_common.services import SERVICES
 from sales_common.settings import KafkaSettings, PostgresSettings, TopicSettings
 
 from devstack import services
@@ -169,13 +170,9 @@ class RunningPipeline:
             services.wait_ready(self.url(name, instance), timeout_s=90)
 
     def start_all(self, validators: int = 1, loaders: int = 1) -> None:
-        for name, count in (
-            ("loader", loaders),
-            ("validator", validators),
-            ("ingest", 1),
-            ("dashboard", 1),
-        ):
-            for n in range(count):
+        counts = {"loader": loaders, "validator": validators}
+        for name in SERVICES:  # in start order
+            for n in range(counts.get(name, 1)):
                 self.start(name, "" if n == 0 else f"-{n + 1}", wait=False)
         for label in self.processes:
             services.wait_ready(f"http://127.0.0.1:{self.ports[label]}", timeout_s=90)

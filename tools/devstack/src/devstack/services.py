@@ -1,4 +1,6 @@
-"""The four services as local uvicorn processes, configured through their environment."""
+"""The four services as local uvicorn processes, configured through their environment.
+
+Started in the order of sales_common.services.SERVICES (the loader first)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sales_common.services import SERVICES
+
 from devstack import processes
 from devstack.config import StackConfig
 from devstack.secrets import StackSecrets
-
-SERVICES = ("loader", "validator", "ingest", "dashboard")  # loader first: it migrates
 
 
 @dataclass(frozen=True)
@@ -34,29 +36,28 @@ class Endpoints:
 def service_env(
     name: str, port: int, endpoints: Endpoints, secrets: StackSecrets, log_file: Path | None
 ) -> dict[str, str]:
-    prefix = name.upper()
+    prefix = SERVICES[name].env_prefix
     env = {
         "PATH": os.environ.get("PATH", ""),
-        f"{prefix}_PORT": str(port),
-        f"{prefix}_ENVIRONMENT": "development",
-        f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
-        f"{prefix}_POSTGRES__DSN": endpoints.database_url,
+        f"{prefix}PORT": str(port),
+        f"{prefix}KAFKA__BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
+        f"{prefix}POSTGRES__DSN": endpoints.database_url,
     }
     for role, topic in endpoints.topics.items():
-        env[f"{prefix}_KAFKA__TOPICS__{role.upper()}"] = topic
+        env[f"{prefix}KAFKA__TOPICS__{role.upper()}"] = topic
     for key, value in endpoints.settings.items():
-        env[f"{prefix}_{key}"] = value
+        env[f"{prefix}{key}"] = value
     if log_file is not None:
         env["LOG_FILE"] = str(log_file)
     if name in ("ingest", "dashboard"):
-        env[f"{prefix}_AUTH__JWT_SECRET"] = secrets.jwt_secret
+        env[f"{prefix}AUTH__JWT_SECRET"] = secrets.jwt_secret
     if name == "validator":
         env["VALIDATOR_PII__HMAC_KEY"] = secrets.pii_hmac_key
     if name == "dashboard":
         env["DASHBOARD_CLIENTS"] = secrets.clients_json()
         env["DASHBOARD_USERS"] = secrets.users_json()
     if endpoints.group_suffix and name in ("validator", "loader"):
-        env[f"{prefix}_GROUP_ID"] = f"{name}{endpoints.group_suffix}"
+        env[f"{prefix}GROUP_ID"] = f"{name}{endpoints.group_suffix}"
         if name == "validator":
             env["VALIDATOR_TRANSACTIONAL_ID_PREFIX"] = f"validator{endpoints.group_suffix}"
     return env

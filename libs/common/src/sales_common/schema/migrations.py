@@ -1,18 +1,17 @@
 """Versioned SQL migrations: `sql/NNNN_name.sql`, applied in order, each once.
 
-Run by `sales-migrate` (a Kubernetes hook or compose one-shot) and at loader start-up.
-An advisory lock makes concurrent runs safe.
+Run by `sales-migrate` (a Kubernetes hook or compose one-shot, see `cli.py`), at loader
+start-up and by the dev stack. An advisory lock makes concurrent runs safe.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from importlib import resources
 
 import asyncpg
+
 from sales_common.db import ssl_option
-from sales_common.logging import configure_logging, get_logger
+from sales_common.logging import get_logger
 from sales_common.settings import PostgresSettings
 
 log = get_logger(__name__)
@@ -20,7 +19,7 @@ _LOCK_KEY = 7_316_204_551  # any constant shared by every migrator
 
 
 def available() -> list[tuple[str, str]]:
-    files = resources.files("loader") / "sql"
+    files = resources.files("sales_common.schema") / "sql"
     names = sorted(f.name for f in files.iterdir() if f.name.endswith(".sql"))
     return [(name.removesuffix(".sql"), (files / name).read_text()) for name in names]
 
@@ -54,17 +53,3 @@ async def migrate(settings: PostgresSettings) -> list[str]:
         return await apply(conn)
     finally:
         await conn.close()
-
-
-def main() -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args()
-    from loader.config import LoaderSettings
-
-    settings = LoaderSettings()
-    configure_logging("migrate", settings.log_level, settings.log_file, settings.log_json)
-    applied = asyncio.run(migrate(settings.postgres))
-    log.info("migrations_done", applied=applied)
-
-
-if __name__ == "__main__":
-    main()
