@@ -12,12 +12,11 @@ from sales_common.errors import install_error_handlers
 from sales_common.logging import configure_logging
 from sales_common.observability import install_observability
 
-from dashboard.api import router
+from dashboard import api, tokens, ui
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
 from dashboard.service import SummaryCache
-from dashboard.ui import LoginThrottle
-from dashboard.ui import router as ui_router
+from dashboard.throttle import LoginThrottle
 
 
 def create_app(settings: DashboardSettings | None = None) -> FastAPI:
@@ -51,6 +50,7 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     app = FastAPI(title="sales dashboard", version="1", lifespan=lifespan)
     install_error_handlers(app)
     install_observability(app, registry)
-    app.include_router(router)
-    app.include_router(ui_router)
+    app.include_router(tokens.router)
+    app.include_router(api.router)
+    app.include_router(ui.router)
     return app

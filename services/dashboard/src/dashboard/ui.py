@@ -1,13 +1,11 @@
 """The web page for people: log in, look at the figures, log out.
 
 The session is a short-lived JWT in a cookie: HttpOnly, SameSite=Strict, Secure when served
-over TLS. Failed logins are limited per user and per address (429 once exceeded).
+over TLS. Failed logins are limited per user and per address (throttle.py, 429 once exceeded).
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 from uuid import UUID
 
@@ -24,41 +22,16 @@ from sales_common.auth import (
 )
 from sales_common.errors import Unauthorized
 
-from dashboard.config import DashboardSettings, LoginLimits
+from dashboard.config import DashboardSettings
 from dashboard.pages import APP_JS, STYLE, dashboard_body, layout, login_page
+from dashboard.repository import DashboardRepository
 from dashboard.service import SUMMARY_DAYS, SummaryCache, read_upload
+from dashboard.throttle import LoginThrottle
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "sales_session"
 # Verifying a made-up user costs as much as a real one, so timing does not reveal names.
 _DUMMY_HASH = hash_secret("no user has this password")
-
-
-class LoginThrottle:
-    """Failed attempts per key inside a sliding window."""
-
-    def __init__(self, limits: LoginLimits) -> None:
-        self._limits = limits
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
-        while failures and now - failures[0] > self._limits.window_s:
-            failures.popleft()
-        return failures
-
-    def blocked(self, keys: list[str]) -> bool:
-        now = time.monotonic()
-        return any(len(self._recent(k, now)) >= self._limits.max_failures for k in keys)
-
-    def fail(self, keys: list[str]) -> None:
-        now = time.monotonic()
-        for key in keys:
-            self._recent(key, now).append(now)
-
-    def clear(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
 
 
 def _secure(request: Request) -> bool:
@@ -141,13 +114,13 @@ async def logout() -> Response:
 
 async def _body(request: Request, upload: UUID | None) -> str:
     settings: DashboardSettings = request.state.settings
-    repo = request.state.repository
+    repo: DashboardRepository = request.state.repository
     cache: SummaryCache = request.state.summary_cache
     summary = orjson.loads(await cache.get(repo, SUMMARY_DAYS))
     uploads = [dict(r) for r in await repo.recent_uploads(20)]
     selected = None
     if upload is not None:
-        detail = await read_upload(request.state.pool, repo, upload, limit=500)
+        detail = await read_upload(repo, upload, limit=500)
         selected = detail.model_dump(mode="json") if detail else None
     return dashboard_body(summary, uploads, selected, settings.refresh_s)
 
