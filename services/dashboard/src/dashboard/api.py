@@ -5,46 +5,44 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
-from sales_common.auth import SCOPE_SALES_READ, Principal, require_scope
 from sales_common.errors import NotFound
 
+from dashboard.deps import ReaderDep, RepositoryDep, SummaryCacheDep
 from dashboard.export import csv_lines
-from dashboard.repository import DashboardRepository
-from dashboard.service import SUMMARY_DAYS, Summary, SummaryCache, UploadDetail, read_upload
+from dashboard.service import SUMMARY_DAYS, Summary, UploadDetail, read_upload
 
 router = APIRouter()
-ReaderDep = Annotated[Principal, Depends(require_scope(SCOPE_SALES_READ))]
 
 
 @router.get("/api/v1/summary", response_model=Summary)
 async def summary(
-    request: Request, _: ReaderDep, days: Annotated[int, Query(ge=1, le=366)] = SUMMARY_DAYS
+    _: ReaderDep,
+    cache: SummaryCacheDep,
+    repo: RepositoryDep,
+    days: Annotated[int, Query(ge=1, le=366)] = SUMMARY_DAYS,
 ) -> Response:
     """Totals from the aggregate tables, at most `summary_cache_s` old."""
-    cache: SummaryCache = request.state.summary_cache
-    body = await cache.get(request.state.repository, days)
+    body = await cache.get(repo, days)
     return Response(body, media_type="application/json")
 
 
 @router.get("/api/v1/uploads", response_model=list[dict[str, Any]])
 async def recent_uploads(
-    request: Request, _: ReaderDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    _: ReaderDep, repo: RepositoryDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> list[dict[str, Any]]:
-    repo: DashboardRepository = request.state.repository
     return [dict(r) for r in await repo.recent_uploads(limit)]
 
 
 @router.get("/api/v1/uploads/{upload_id}", response_model=UploadDetail)
 async def upload_detail(
-    request: Request,
     upload_id: UUID,
     _: ReaderDep,
+    repo: RepositoryDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UploadDetail:
-    repo: DashboardRepository = request.state.repository
     detail = await read_upload(repo, upload_id, limit, offset)
     if detail is None:
         raise NotFound(f"upload {upload_id} not found")
@@ -55,9 +53,8 @@ REJECTION_COLUMNS = ["row_number", "rules", "messages", "product", "price", "qua
 
 
 @router.get("/api/v1/uploads/{upload_id}/rejections.csv", response_class=StreamingResponse)
-async def rejections_csv(request: Request, upload_id: UUID, _: ReaderDep) -> StreamingResponse:
+async def rejections_csv(upload_id: UUID, _: ReaderDep, repo: RepositoryDep) -> StreamingResponse:
     """An upload's rejected rows with every reason, as CSV (formula cells neutralised)."""
-    repo: DashboardRepository = request.state.repository
     if await repo.upload(upload_id) is None:
         raise NotFound(f"upload {upload_id} not found")
     rows = await repo.rejections(upload_id, limit=1_000_000, offset=0)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -16,6 +15,7 @@ from dashboard import api, tokens, ui
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
 from dashboard.service import SummaryCache
+from dashboard.state import DashboardState
 from dashboard.throttle import LoginThrottle
 
 
@@ -27,7 +27,7 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, DashboardState]]:
         async with contextlib.AsyncExitStack() as stack:
             pool = await create_pool(
                 settings.postgres,
@@ -35,17 +35,16 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
                 application_name=settings.service_name,
             )
             stack.push_async_callback(close_pool, pool)
-            yield {
-                "settings": settings,
-                "pool": pool,
-                "repository": DashboardRepository(pool),
-                "token_issuer": TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
-                "token_verifier": TokenVerifier(settings.auth),
-                "login_throttle": LoginThrottle(settings.login_limits),
-                "summary_cache": SummaryCache(settings.summary_cache_s),
-                "readiness_checks": {"postgres": lambda: check_database(pool)},
-                "heartbeats": {},
-            }
+            state = DashboardState(
+                settings=settings,
+                repository=DashboardRepository(pool),
+                token_issuer=TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
+                token_verifier=TokenVerifier(settings.auth),
+                login_throttle=LoginThrottle(settings.login_limits),
+                summary_cache=SummaryCache(settings.summary_cache_s),
+                readiness_checks={"postgres": lambda: check_database(pool)},
+            )
+            yield state.lifespan_state()
 
     app = FastAPI(title="sales dashboard", version="1", lifespan=lifespan)
     install_error_handlers(app)

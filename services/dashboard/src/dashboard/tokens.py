@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel
-from sales_common.auth import TokenIssuer, verify_secret
+from sales_common.auth import verify_secret
 from sales_common.errors import ApiError
 
-from dashboard.config import DashboardSettings
+from dashboard.deps import IssuerDep, SettingsDep
 
 router = APIRouter()
 
@@ -52,6 +52,8 @@ def _client_credentials(
 @router.post("/oauth/token", response_model=TokenResponse)
 async def issue_token(
     request: Request,
+    settings: SettingsDep,
+    issuer: IssuerDep,
     grant_type: Annotated[str, Form()],
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
@@ -60,7 +62,6 @@ async def issue_token(
     """OAuth2 client-credentials grant (RFC 6749 4.4), form-encoded."""
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", f"grant_type '{grant_type}' is not supported")
-    settings: DashboardSettings = request.state.settings
     cid, secret = _client_credentials(request, client_id, client_secret)
     client = settings.clients.get(cid)
     if client is None or not verify_secret(secret, client.secret_hash):
@@ -71,7 +72,6 @@ async def issue_token(
             "invalid_scope",
             f"client may not request: {' '.join(sorted(requested - set(client.scopes)))}",
         )
-    issuer: TokenIssuer = request.state.token_issuer
     token = issuer.issue(cid, sorted(requested))
     return TokenResponse(
         access_token=token, expires_in=issuer.ttl_s, scope=" ".join(sorted(requested))

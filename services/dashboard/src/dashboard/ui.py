@@ -22,11 +22,10 @@ from sales_common.auth import (
 )
 from sales_common.errors import Unauthorized
 
-from dashboard.config import DashboardSettings
+from dashboard.deps import SettingsDep, StateDep, ThrottleDep
 from dashboard.pages import APP_JS, STYLE, dashboard_body, layout, login_page
-from dashboard.repository import DashboardRepository
-from dashboard.service import SUMMARY_DAYS, SummaryCache, read_upload
-from dashboard.throttle import LoginThrottle
+from dashboard.service import SUMMARY_DAYS, read_upload
+from dashboard.state import DashboardState
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "sales_session"
@@ -39,11 +38,10 @@ def _secure(request: Request) -> bool:
     return proto == "https"
 
 
-async def _viewer(request: Request) -> Principal | None:
+async def _viewer(request: Request, verifier: TokenVerifier) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    verifier: TokenVerifier = request.state.token_verifier
     try:
         principal = await verifier.verify(token)
     except Unauthorized:
@@ -69,11 +67,11 @@ async def login_form() -> HTMLResponse:
 @router.post("/login")
 async def login(
     request: Request,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=1000)],
 ) -> Response:
-    settings: DashboardSettings = request.state.settings
-    throttle: LoginThrottle = request.state.login_throttle
     address = request.client.host if request.client else "unknown"
     keys = [f"user:{username}", f"address:{address}"]
     if throttle.blocked(keys):
@@ -112,29 +110,31 @@ async def logout() -> Response:
     return response
 
 
-async def _body(request: Request, upload: UUID | None) -> str:
-    settings: DashboardSettings = request.state.settings
-    repo: DashboardRepository = request.state.repository
-    cache: SummaryCache = request.state.summary_cache
-    summary = orjson.loads(await cache.get(repo, SUMMARY_DAYS))
+async def _body(state: DashboardState, upload: UUID | None) -> str:
+    repo = state.repository
+    summary = orjson.loads(await state.summary_cache.get(repo, SUMMARY_DAYS))
     uploads = [dict(r) for r in await repo.recent_uploads(20)]
     selected = None
     if upload is not None:
         detail = await read_upload(repo, upload, limit=500)
         selected = detail.model_dump(mode="json") if detail else None
-    return dashboard_body(summary, uploads, selected, settings.refresh_s)
+    return dashboard_body(summary, uploads, selected, state.settings.refresh_s)
 
 
 @router.get("/")
-async def page(request: Request, upload: Annotated[UUID | None, Query()] = None) -> Response:
-    principal = await _viewer(request)
+async def page(
+    request: Request, state: StateDep, upload: Annotated[UUID | None, Query()] = None
+) -> Response:
+    principal = await _viewer(request, state.token_verifier)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    return HTMLResponse(layout("Sales pipeline", await _body(request, upload), principal.subject))
+    return HTMLResponse(layout("Sales pipeline", await _body(state, upload), principal.subject))
 
 
 @router.get("/ui/live")
-async def live(request: Request, upload: Annotated[UUID | None, Query()] = None) -> Response:
-    if await _viewer(request) is None:
+async def live(
+    request: Request, state: StateDep, upload: Annotated[UUID | None, Query()] = None
+) -> Response:
+    if await _viewer(request, state.token_verifier) is None:
         raise Unauthorized("log in again")
-    return HTMLResponse(await _body(request, upload))
+    return HTMLResponse(await _body(state, upload))
