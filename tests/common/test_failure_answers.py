@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from sales_common.db import is_transient_db_error
 from sales_common.errors import install_error_handlers
 from sales_common.observability import Heartbeat, install_observability
+from sales_common.state import ServiceState
 
 
 @pytest.mark.parametrize(
@@ -38,8 +39,8 @@ def _app(error: Exception | None = None, dead_loop: bool = False) -> FastAPI:
         heartbeat.fail(asyncpg.UndefinedTableError("relation missing"))
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        yield {"readiness_checks": {}, "heartbeats": {"loader": heartbeat}}
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
+        yield ServiceState(readiness_checks={}, heartbeats={"loader": heartbeat}).lifespan_state()
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 from pwdlib import PasswordHash
 
 from sales_common.errors import Forbidden, Unauthorized
 from sales_common.settings import AuthSettings
+from sales_common.state import ServiceState
 
 ALGORITHM = "HS256"
 MAX_TOKEN_BYTES = 8192
@@ -184,6 +185,13 @@ class TokenVerifier:
         return principal, float(claims["exp"]) + self._settings.leeway_s
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuthState(ServiceState):
+    """The lifespan state of a service that accepts bearer tokens (see `require_scope`)."""
+
+    token_verifier: TokenVerifier
+
+
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -191,13 +199,12 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: 401 without a valid token, 403 without `scope`."""
 
     async def dependency(
-        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        state: Annotated[AuthState, Depends(AuthState.from_request)],
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized()
-        verifier: TokenVerifier = request.state.token_verifier
-        principal = await verifier.verify(credentials.credentials)
+        principal = await state.token_verifier.verify(credentials.credentials)
         if scope not in principal.scopes:
             raise Forbidden(f"scope '{scope}' is required")
         return principal

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_fastapi_instrumentator import Instrumentator
+
+from sales_common.state import ServiceState
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -48,33 +50,34 @@ async def _run_check(check: ReadinessCheck, timeout_s: float) -> str | None:
     return None
 
 
+_StateDep = Annotated[ServiceState, Depends(ServiceState.from_request)]
+
+
 def install_observability(
     app: FastAPI, registry: CollectorRegistry, check_timeout_s: float = 2.0
 ) -> None:
     """Mount /metrics, /healthz, /readyz.
 
-    Readiness checks and heartbeats are read from lifespan state (`readiness_checks`,
-    `heartbeats`), so they belong to the resources the lifespan opened.
+    Readiness checks and heartbeats come from the service's lifespan state (a `ServiceState`),
+    so they belong to the resources the lifespan opened.
     """
     Instrumentator(
         registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]
     ).instrument(app).expose(app, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz(request: Request) -> JSONResponse:
-        heartbeats: dict[str, Heartbeat] = getattr(request.state, "heartbeats", {})
-        dead = sorted(name for name, hb in heartbeats.items() if not hb.alive())
+    async def healthz(state: _StateDep) -> JSONResponse:
+        dead = sorted(name for name, hb in state.heartbeats.items() if not hb.alive())
         if dead:
             return JSONResponse({"status": "stalled", "loops": dead}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, ReadinessCheck] = getattr(request.state, "readiness_checks", {})
+    async def readyz(state: _StateDep) -> JSONResponse:
+        checks = state.readiness_checks
         results = await asyncio.gather(*(_run_check(c, check_timeout_s) for c in checks.values()))
         failing = {name: err for name, err in zip(checks, results, strict=True) if err}
-        heartbeats: dict[str, Heartbeat] = getattr(request.state, "heartbeats", {})
-        for name, heartbeat in heartbeats.items():
+        for name, heartbeat in state.heartbeats.items():
             if heartbeat.stopped_with is not None:
                 failing[f"{name} loop"] = f"stopped: {heartbeat.stopped_with!r}"[:200]
         body: dict[str, Any] = {"status": "not_ready" if failing else "ready"}

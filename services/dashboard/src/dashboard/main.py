@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -12,12 +11,12 @@ from sales_common.errors import install_error_handlers
 from sales_common.logging import configure_logging
 from sales_common.observability import install_observability
 
-from dashboard.api import router
+from dashboard import api, tokens, ui
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
 from dashboard.service import SummaryCache
-from dashboard.ui import LoginThrottle
-from dashboard.ui import router as ui_router
+from dashboard.state import DashboardState
+from dashboard.throttle import LoginThrottle
 
 
 def create_app(settings: DashboardSettings | None = None) -> FastAPI:
@@ -28,7 +27,7 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, DashboardState]]:
         async with contextlib.AsyncExitStack() as stack:
             pool = await create_pool(
                 settings.postgres,
@@ -36,21 +35,21 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
                 application_name=settings.service_name,
             )
             stack.push_async_callback(close_pool, pool)
-            yield {
-                "settings": settings,
-                "pool": pool,
-                "repository": DashboardRepository(pool),
-                "token_issuer": TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
-                "token_verifier": TokenVerifier(settings.auth),
-                "login_throttle": LoginThrottle(settings.login_limits),
-                "summary_cache": SummaryCache(settings.summary_cache_s),
-                "readiness_checks": {"postgres": lambda: check_database(pool)},
-                "heartbeats": {},
-            }
+            state = DashboardState(
+                settings=settings,
+                repository=DashboardRepository(pool),
+                token_issuer=TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
+                token_verifier=TokenVerifier(settings.auth),
+                login_throttle=LoginThrottle(settings.login_limits),
+                summary_cache=SummaryCache(settings.summary_cache_s),
+                readiness_checks={"postgres": lambda: check_database(pool)},
+            )
+            yield state.lifespan_state()
 
     app = FastAPI(title="sales dashboard", version="1", lifespan=lifespan)
     install_error_handlers(app)
     install_observability(app, registry)
-    app.include_router(router)
-    app.include_router(ui_router)
+    app.include_router(tokens.router)
+    app.include_router(api.router)
+    app.include_router(ui.router)
     return app

@@ -1,4 +1,8 @@
-"""Every SQL statement of the dashboard. Reads only precomputed aggregates for the summary."""
+"""Every database read of the dashboard; the summary reads only precomputed aggregates.
+
+An upload's status is also what ingest's status URL answers, so that query lives once in
+sales_common.uploads and is delegated to from here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 from sales_common.db import Pool
+from sales_common.uploads import UploadStatus, fetch_upload
 
 
 class DashboardRepository:
@@ -32,6 +37,9 @@ class DashboardRepository:
             "SELECT day, total_amount, sales_count FROM daily_totals ORDER BY day DESC LIMIT $1",
             days,
         )
+
+    async def upload(self, upload_id: UUID) -> UploadStatus | None:
+        return await fetch_upload(self._pool, upload_id)
 
     async def recent_uploads(self, limit: int) -> list[asyncpg.Record]:
         return await self._pool.fetch(

@@ -9,8 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from pydantic import BaseModel
-from sales_common.db import Pool
-from sales_common.uploads import UploadStatus, fetch_upload
+from sales_common.uploads import UploadStatus
 
 from dashboard.repository import DashboardRepository
 
@@ -88,9 +87,9 @@ class SummaryCache:
 
 
 async def read_upload(
-    pool: Pool, repo: DashboardRepository, upload_id: UUID, limit: int = 1000, offset: int = 0
+    repo: DashboardRepository, upload_id: UUID, limit: int = 1000, offset: int = 0
 ) -> UploadDetail | None:
-    status = await fetch_upload(pool, upload_id)
+    status = await repo.upload(upload_id)
     if status is None:
         return None
     rows = await repo.rejections(upload_id, limit, offset)

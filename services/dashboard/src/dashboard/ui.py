@@ -1,13 +1,11 @@
 """The web page for people: log in, look at the figures, log out.
 
 The session is a short-lived JWT in a cookie: HttpOnly, SameSite=Strict, Secure when served
-over TLS. Failed logins are limited per user and per address (429 once exceeded).
+over TLS. Failed logins are limited per user and per address (throttle.py, 429 once exceeded).
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 from uuid import UUID
 
@@ -24,9 +22,10 @@ from sales_common.auth import (
 )
 from sales_common.errors import Unauthorized
 
-from dashboard.config import DashboardSettings, LoginLimits
+from dashboard.deps import SettingsDep, StateDep, ThrottleDep
 from dashboard.pages import APP_JS, STYLE, dashboard_body, layout, login_page
-from dashboard.service import SUMMARY_DAYS, SummaryCache, read_upload
+from dashboard.service import SUMMARY_DAYS, read_upload
+from dashboard.state import DashboardState
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "sales_session"
@@ -34,43 +33,15 @@ SESSION_COOKIE = "sales_session"
 _DUMMY_HASH = hash_secret("no user has this password")
 
 
-class LoginThrottle:
-    """Failed attempts per key inside a sliding window."""
-
-    def __init__(self, limits: LoginLimits) -> None:
-        self._limits = limits
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
-        while failures and now - failures[0] > self._limits.window_s:
-            failures.popleft()
-        return failures
-
-    def blocked(self, keys: list[str]) -> bool:
-        now = time.monotonic()
-        return any(len(self._recent(k, now)) >= self._limits.max_failures for k in keys)
-
-    def fail(self, keys: list[str]) -> None:
-        now = time.monotonic()
-        for key in keys:
-            self._recent(key, now).append(now)
-
-    def clear(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
-
-
 def _secure(request: Request) -> bool:
     proto = request.headers.get("x-forwarded-proto", request.url.scheme)
     return proto == "https"
 
 
-async def _viewer(request: Request) -> Principal | None:
+async def _viewer(request: Request, verifier: TokenVerifier) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    verifier: TokenVerifier = request.state.token_verifier
     try:
         principal = await verifier.verify(token)
     except Unauthorized:
@@ -96,11 +67,11 @@ async def login_form() -> HTMLResponse:
 @router.post("/login")
 async def login(
     request: Request,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=1000)],
 ) -> Response:
-    settings: DashboardSettings = request.state.settings
-    throttle: LoginThrottle = request.state.login_throttle
     address = request.client.host if request.client else "unknown"
     keys = [f"user:{username}", f"address:{address}"]
     if throttle.blocked(keys):
@@ -139,29 +110,31 @@ async def logout() -> Response:
     return response
 
 
-async def _body(request: Request, upload: UUID | None) -> str:
-    settings: DashboardSettings = request.state.settings
-    repo = request.state.repository
-    cache: SummaryCache = request.state.summary_cache
-    summary = orjson.loads(await cache.get(repo, SUMMARY_DAYS))
+async def _body(state: DashboardState, upload: UUID | None) -> str:
+    repo = state.repository
+    summary = orjson.loads(await state.summary_cache.get(repo, SUMMARY_DAYS))
     uploads = [dict(r) for r in await repo.recent_uploads(20)]
     selected = None
     if upload is not None:
-        detail = await read_upload(request.state.pool, repo, upload, limit=500)
+        detail = await read_upload(repo, upload, limit=500)
         selected = detail.model_dump(mode="json") if detail else None
-    return dashboard_body(summary, uploads, selected, settings.refresh_s)
+    return dashboard_body(summary, uploads, selected, state.settings.refresh_s)
 
 
 @router.get("/")
-async def page(request: Request, upload: Annotated[UUID | None, Query()] = None) -> Response:
-    principal = await _viewer(request)
+async def page(
+    request: Request, state: StateDep, upload: Annotated[UUID | None, Query()] = None
+) -> Response:
+    principal = await _viewer(request, state.token_verifier)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    return HTMLResponse(layout("Sales pipeline", await _body(request, upload), principal.subject))
+    return HTMLResponse(layout("Sales pipeline", await _body(state, upload), principal.subject))
 
 
 @router.get("/ui/live")
-async def live(request: Request, upload: Annotated[UUID | None, Query()] = None) -> Response:
-    if await _viewer(request) is None:
+async def live(
+    request: Request, state: StateDep, upload: Annotated[UUID | None, Query()] = None
+) -> Response:
+    if await _viewer(request, state.token_verifier) is None:
         raise Unauthorized("log in again")
-    return HTMLResponse(await _body(request, upload))
+    return HTMLResponse(await _body(state, upload))

@@ -6,18 +6,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sales_common.auth import SCOPE_ADMIN, SCOPE_UPLOADS_WRITE, Principal, require_scope
+from sales_common.auth import SCOPE_ADMIN
 from sales_common.errors import Forbidden, NotFound, UnsupportedMediaType
 from sales_common.uploads import UploadStatus, fetch_upload
 
 from ingest.body import ExpectedBody, MeteredReceive, PayloadTooLarge
-from ingest.service import UploadOutcome, UploadService
+from ingest.deps import PoolDep, SettingsDep, UploaderDep, UploadServiceDep
+from ingest.service import UploadOutcome
 
 router = APIRouter(prefix="/api/v1")
-UploaderDep = Annotated[Principal, Depends(require_scope(SCOPE_UPLOADS_WRITE))]
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-stream"}
 CHUNK_BYTES = 256 * 1024
 
@@ -65,6 +65,8 @@ async def _multipart_file(request: Request) -> tuple[str, AsyncIterator[bytes]]:
 async def create_upload(
     request: Request,
     principal: UploaderDep,
+    settings: SettingsDep,
+    service: UploadServiceDep,
     filename: Annotated[str | None, Query(max_length=255)] = None,
     reload: Annotated[bool, Query(description="Load identical content again (admin)")] = False,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -72,7 +74,7 @@ async def create_upload(
     """Stream a CSV (text/csv body, or multipart field `file`) into the pipeline."""
     if reload and SCOPE_ADMIN not in principal.scopes:
         raise Forbidden("a deliberate re-load needs the 'admin' scope")
-    limits = request.state.settings.uploads
+    limits = settings.uploads
     expected = ExpectedBody.from_headers(request.headers)
     if expected.length is not None and expected.length > limits.max_bytes:
         raise PayloadTooLarge(f"the upload exceeds the limit of {limits.max_bytes} bytes")
@@ -90,7 +92,6 @@ async def create_upload(
         raise UnsupportedMediaType(
             f"unsupported content type '{media_type or 'none'}': send text/csv or multipart"
         )
-    service: UploadService = request.state.upload_service
     outcome = await service.upload(
         meter.checked(body), filename or name, principal, idempotency_key, reload
     )
@@ -98,8 +99,8 @@ async def create_upload(
 
 
 @router.get("/uploads/{upload_id}", response_model=UploadStatus)
-async def get_upload(request: Request, upload_id: UUID, _: UploaderDep) -> UploadStatus:
-    status = await fetch_upload(request.state.pool, upload_id)
+async def get_upload(upload_id: UUID, _: UploaderDep, pool: PoolDep) -> UploadStatus:
+    status = await fetch_upload(pool, upload_id)
     if status is None:
         raise NotFound(f"upload {upload_id} not found")
     return status

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -21,6 +20,7 @@ from ingest.metrics import IngestMetrics
 from ingest.publisher import RawPublisher
 from ingest.repository import UploadsRepository
 from ingest.service import UploadService
+from ingest.state import IngestState
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -32,7 +32,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     metrics = IngestMetrics(registry)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, IngestState]]:
         async with contextlib.AsyncExitStack() as stack:
             pool = await create_pool(settings.postgres, application_name=settings.service_name)
             stack.push_async_callback(close_pool, pool)
@@ -44,17 +44,18 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             leases = LeaseKeeper(settings.leases, repository, publisher, heartbeat)
             await stack.enter_async_context(background_loop("leases", leases, heartbeat))
             service = UploadService(settings, repository, publisher, leases, metrics)
-            yield {
-                "settings": settings,
-                "pool": pool,
-                "token_verifier": TokenVerifier(settings.auth),
-                "upload_service": service,
-                "readiness_checks": {
+            state = IngestState(
+                settings=settings,
+                pool=pool,
+                token_verifier=TokenVerifier(settings.auth),
+                upload_service=service,
+                readiness_checks={
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                "heartbeats": {"leases": heartbeat},
-            }
+                heartbeats={"leases": heartbeat},
+            )
+            yield state.lifespan_state()
 
     app = FastAPI(title="sales ingest", version="1", lifespan=lifespan)
     install_error_handlers(app)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -24,6 +23,7 @@ from loader.config import LoaderSettings
 from loader.consumer import LoaderLoop
 from loader.metrics import LoaderMetrics
 from loader.repository import LoaderRepository
+from loader.state import LoaderState
 
 
 def create_app(settings: LoaderSettings | None = None) -> FastAPI:
@@ -35,7 +35,7 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
     metrics = LoaderMetrics(registry)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, LoaderState]]:
         async with contextlib.AsyncExitStack() as stack:
             if settings.migrate_on_start:
                 await with_backoff(
@@ -57,14 +57,15 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
                 settings, LoaderRepository(pool, settings.group_id), metrics, heartbeat
             )
             await stack.enter_async_context(background_loop("loader", loop, heartbeat))
-            yield {
-                "settings": settings,
-                "readiness_checks": {
+            state = LoaderState(
+                settings=settings,
+                readiness_checks={
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                "heartbeats": {"loader": heartbeat},
-            }
+                heartbeats={"loader": heartbeat},
+            )
+            yield state.lifespan_state()
 
     app = FastAPI(title="sales loader", version="1", lifespan=lifespan)
     install_error_handlers(app)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -15,6 +14,7 @@ from sales_common.observability import Heartbeat, install_observability
 from validator.config import ValidatorSettings
 from validator.consumer import ValidatorLoop
 from validator.metrics import ValidatorMetrics
+from validator.state import ValidatorState
 
 
 def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
@@ -26,18 +26,19 @@ def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
     metrics = ValidatorMetrics(registry)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, ValidatorState]]:
         async with contextlib.AsyncExitStack() as stack:
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
             heartbeat = Heartbeat()
             loop = ValidatorLoop(settings, metrics, heartbeat)
             await stack.enter_async_context(background_loop("validator", loop, heartbeat))
-            yield {
-                "settings": settings,
-                "readiness_checks": {"kafka": probe.check},
-                "heartbeats": {"validator": heartbeat},
-            }
+            state = ValidatorState(
+                settings=settings,
+                readiness_checks={"kafka": probe.check},
+                heartbeats={"validator": heartbeat},
+            )
+            yield state.lifespan_state()
 
     app = FastAPI(title="sales validator", version="1", lifespan=lifespan)
     install_error_handlers(app)

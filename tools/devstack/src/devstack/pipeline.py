@@ -128,9 +128,7 @@ class RunningPipeline:
 
     def configure(self, **settings: str) -> None:
         """Settings (named without the service prefix) for the instances started from now."""
-        self.endpoints = replace(
-            self.endpoints, settings={**self.endpoints.settings, **settings}
-        )
+        self.endpoints = replace(self.endpoints, settings={**self.endpoints.settings, **settings})
 
     def problems(self, per_service: int = 10) -> str:
         """The last warnings and errors each service logged, for a failing test's report."""
