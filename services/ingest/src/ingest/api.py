@@ -10,11 +10,11 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sales_common.auth import SCOPE_ADMIN
-from sales_common.errors import Forbidden, NotFound, UnsupportedMediaType
-from sales_common.uploads import UploadStatus, fetch_upload
+from sales_common.errors import Forbidden, UnsupportedMediaType
+from sales_common.uploads import UploadStatus
 
 from ingest.body import ExpectedBody, MeteredReceive, PayloadTooLarge
-from ingest.deps import PoolDep, SettingsDep, UploaderDep, UploadServiceDep
+from ingest.deps import SettingsDep, UploaderDep, UploadServiceDep
 from ingest.service import UploadOutcome
 
 router = APIRouter(prefix="/api/v1")
@@ -99,8 +99,5 @@ async def create_upload(
 
 
 @router.get("/uploads/{upload_id}", response_model=UploadStatus)
-async def get_upload(upload_id: UUID, _: UploaderDep, pool: PoolDep) -> UploadStatus:
-    status = await fetch_upload(pool, upload_id)
-    if status is None:
-        raise NotFound(f"upload {upload_id} not found")
-    return status
+async def get_upload(upload_id: UUID, _: UploaderDep, service: UploadServiceDep) -> UploadStatus:
+    return await service.status(upload_id)

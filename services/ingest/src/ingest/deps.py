@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends
 from sales_common.auth import SCOPE_UPLOADS_WRITE, Principal, require_scope
-from sales_common.db import Pool
 
 from ingest.config import IngestSettings
 from ingest.service import UploadService
@@ -15,6 +14,5 @@ from ingest.state import IngestState
 _part = IngestState.dependency
 
 SettingsDep = Annotated[IngestSettings, Depends(_part(lambda s: s.settings))]
-PoolDep = Annotated[Pool, Depends(_part(lambda s: s.pool))]
 UploadServiceDep = Annotated[UploadService, Depends(_part(lambda s: s.upload_service))]
 UploaderDep = Annotated[Principal, Depends(require_scope(SCOPE_UPLOADS_WRITE))]

@@ -46,7 +46,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             service = UploadService(settings, repository, publisher, leases, metrics)
             state = IngestState(
                 settings=settings,
-                pool=pool,
                 token_verifier=TokenVerifier(settings.auth),
                 upload_service=service,
                 readiness_checks={

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 from sales_common.db import Pool
+from sales_common.uploads import UploadStatus, fetch_upload
 
 
 class ContentAlreadyUploaded(Exception):
@@ -17,6 +18,10 @@ class UploadsRepository:
     def __init__(self, pool: Pool, lease_ttl_s: float) -> None:
         self._pool = pool
         self._lease_ttl_s = lease_ttl_s
+
+    async def status(self, upload_id: UUID) -> UploadStatus | None:
+        """What the status URL shows (the query is shared with the dashboard)."""
+        return await fetch_upload(self._pool, upload_id)
 
     async def find_by_idempotency_key(self, key: str) -> asyncpg.Record | None:
         return await self._pool.fetchrow(

@@ -17,9 +17,10 @@ from uuid import UUID, uuid4
 
 from aiokafka.errors import KafkaError
 from sales_common.auth import Principal
-from sales_common.errors import ApiError, ServiceUnavailable, UnprocessableContent
+from sales_common.errors import ApiError, NotFound, ServiceUnavailable, UnprocessableContent
 from sales_common.events import encode_raw
 from sales_common.logging import get_logger
+from sales_common.uploads import UploadStatus
 
 from ingest.body import PayloadTooLarge, TransferFailed
 from ingest.config import IngestSettings
@@ -137,6 +138,12 @@ class UploadService:
             raise
         self._metrics.upload_seconds.observe(time.monotonic() - started)
         return outcome
+
+    async def status(self, upload_id: UUID) -> UploadStatus:
+        status = await self._repo.status(upload_id)
+        if status is None:
+            raise NotFound(f"upload {upload_id} not found")
+        return status
 
     async def _claim(
         self, scoped_key: str | None, filename: str, reload: bool

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sales_common.auth import AuthState
-from sales_common.db import Pool
 
 from ingest.config import IngestSettings
 from ingest.service import UploadService
@@ -14,5 +13,4 @@ from ingest.service import UploadService
 @dataclass(frozen=True, kw_only=True)
 class IngestState(AuthState):
     settings: IngestSettings
-    pool: Pool
     upload_service: UploadService
