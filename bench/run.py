@@ -16,6 +16,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,14 @@ from devstack import generate, postgres
 from devstack.cli import start_infrastructure
 from devstack.config import REPO_ROOT, StackConfig
 from devstack.pipeline import Infrastructure, RunningPipeline, create_database, drop_database
+from devstack.probes import (
+    RawUpload,
+    kill_ingest_while_publishing,
+    percentile,
+    timed_small_uploads,
+    upload_states,
+)
+from devstack.processes import wait_until
 
 from bench import baseline, limit
 
@@ -42,11 +51,6 @@ def spread(values: list[float]) -> dict[str, float]:
         "max": max(values),
         "n": len(values),
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def dataset(rows: int, seed: int = 7) -> Path:
@@ -119,30 +123,83 @@ class Bench:
 
     def freshness(self, uploads: int, background: Path | None) -> list[float]:
         """POST of a 6-row file until its upload is complete, in seconds."""
-        latencies: list[float] = []
         with tempfile.TemporaryDirectory() as workdir:
             pipeline, db = self.pipeline(Path(workdir))
             try:
                 pipeline.start_all()
-                token = pipeline.token("operator")
                 loader: threading.Thread | None = None
                 if background is not None:
                     loader = threading.Thread(
-                        target=pipeline.client.upload, args=(background, token)
+                        target=pipeline.client.upload,
+                        args=(background, pipeline.token("operator")),
                     )
                     loader.start()
-                for n in range(uploads):
-                    small = Path(workdir) / f"fresh-{n}.csv"
-                    generate.write(small, 6, 0.0, seed=100_000 + n)
-                    started = time.perf_counter()
-                    response = pipeline.client.upload(small, token)
-                    pipeline.client.wait_complete(response.json()["upload_id"], token, poll_s=0.005)
-                    latencies.append(time.perf_counter() - started)
+                latencies, _ = timed_small_uploads(
+                    pipeline, Path(workdir), uploads, seed=100, poll_s=0.005
+                )
                 if loader is not None:
                     loader.join()
             finally:
                 self.finish(pipeline, db)
         return latencies
+
+    def isolation(self, small_uploads: int) -> dict[str, Any]:
+        """6-row uploads while another uploader misbehaves or floods: a client stalled half
+        way, an ingest killed while publishing (no retry), 5 concurrent 100k-row uploads."""
+        results: dict[str, Any] = {}
+        stall_csv = dataset(200_000, seed=11)
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start_all()
+                stalled = RawUpload(pipeline, stall_csv)
+                stalled.start()
+                stalled.send(stalled.body[: len(stalled.body) // 2])
+                results["stalled_client"] = latency_summary(
+                    timed_small_uploads(pipeline, Path(workdir), small_uploads, seed=201)[0]
+                )
+                stalled.die()
+            finally:
+                self.finish(pipeline, db)
+        progress("isolation: dead ingest")
+        big = dataset(400_000, seed=21)
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start_all()
+                dead, killed_at = kill_ingest_while_publishing(pipeline, big)
+                latencies, _ = timed_small_uploads(pipeline, Path(workdir), small_uploads, 202)
+                wait_until(lambda: upload_states(pipeline)[dead][0] == "failed", 120, "janitor")
+                results["dead_ingest"] = {
+                    **latency_summary(latencies),
+                    "dead_upload_failed_after_s": time.monotonic() - killed_at,
+                }
+            finally:
+                self.finish(pipeline, db)
+        progress("isolation: 5 concurrent 100k-row uploads")
+        bigs = [dataset(100_000, seed=30 + n) for n in range(5)]
+        with tempfile.TemporaryDirectory() as workdir:
+            pipeline, db = self.pipeline(Path(workdir))
+            try:
+                pipeline.start_all()
+                token = pipeline.token("operator")
+                threads = [
+                    threading.Thread(target=pipeline.client.upload, args=(path, token))
+                    for path in bigs
+                ]
+                for thread in threads:
+                    thread.start()
+                latencies, _ = timed_small_uploads(pipeline, Path(workdir), small_uploads * 2, 203)
+                busy = sum(s == "processing" for s, _ in upload_states(pipeline).values())
+                for thread in threads:
+                    thread.join()
+                results["concurrent_5x100k"] = {
+                    **latency_summary(latencies),
+                    "big_uploads_still_processing_at_the_end": busy,
+                }
+            finally:
+                self.finish(pipeline, db)
+        return results
 
     def dashboard(self, csv: Path, seconds: int) -> dict[str, Any]:
         wrk = shutil.which("wrk")
@@ -223,6 +280,19 @@ class Bench:
         }
 
 
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def latency_summary(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000,
+        "n": len(latencies),
+    }
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -256,6 +326,9 @@ def repeat(runs: int, measure: Callable[[], float]) -> dict[str, float]:
     return spread([measure() for _ in range(runs)])
 
 
+SECTIONS = ("pipeline", "limits", "freshness", "isolation", "dashboard", "memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -267,10 +340,21 @@ def main() -> None:
         help="the baseline's rate is measured on a prefix: one INSERT a row is slow",
     )
     parser.add_argument("--freshness-uploads", type=int, default=200)
+    parser.add_argument("--small-uploads", type=int, default=20, help="per isolation scenario")
     parser.add_argument("--dashboard-seconds", type=int, default=15)
     parser.add_argument("--ingest-mb", type=int, default=1024)
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {', '.join(SECTIONS)} (an A/B needs only 'pipeline')",
+    )
+    parser.add_argument("--out", default="latest", help="results/<out>.json and .md")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if unknown := sections - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
+    progress("starting Kafka and PostgreSQL")
     config = StackConfig()
     start_infrastructure(config)
     infra = Infrastructure(config.bootstrap_servers, postgres.superuser_dsn(config), config)
@@ -283,26 +367,39 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "date": time.strftime("%Y-%m-%d"),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ).stdout.strip(),
         },
         "rows": args.rows,
     }
 
     def save() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2))
 
-    pipeline_runs = [bench.end_to_end(csv, args.rows) for _ in range(args.runs)]
-    results["pipeline"] = spread([r["rows_per_s"] for r in pipeline_runs])
-    results["stages"] = {
-        stage: spread(
-            [r["stage_rows_per_s"][stage] for r in pipeline_runs if r["stage_rows_per_s"][stage]]
-        )
-        for stage in ("ingest", "validator", "loader")
-    }
-    results["cpu_s_per_million_rows"] = {
-        name: statistics.median(r["cpu_s"][name] * 1e6 / args.rows for r in pipeline_runs)
-        for name in pipeline_runs[0]["cpu_s"]
-    }
+    if "pipeline" in sections:
+        pipeline_runs = []
+        for run in range(args.runs):
+            progress(f"pipeline end to end, {args.rows:,} rows, run {run + 1}/{args.runs}")
+            pipeline_runs.append(bench.end_to_end(csv, args.rows))
+            progress(f"  {pipeline_runs[-1]['rows_per_s']:,.0f} rows/s")
+        results["pipeline"] = spread([r["rows_per_s"] for r in pipeline_runs])
+        results["stages"] = {
+            stage: spread(
+                [
+                    r["stage_rows_per_s"][stage]
+                    for r in pipeline_runs
+                    if r["stage_rows_per_s"][stage]
+                ]
+            )
+            for stage in ("ingest", "validator", "loader")
+        }
+        results["cpu_s_per_million_rows"] = {
+            name: statistics.median(r["cpu_s"][name] * 1e6 / args.rows for r in pipeline_runs)
+            for name in pipeline_runs[0]["cpu_s"]
+        }
+        save()
 
     def with_db(measure: Callable[[str], tuple[int, float]]) -> float:
         db = asyncio.run(create_database(infra.admin_dsn))
@@ -312,36 +409,43 @@ def main() -> None:
             asyncio.run(drop_database(infra.admin_dsn, db))
         return rows / seconds
 
-    save()
-    results["baseline"] = repeat(args.runs, lambda: with_db(lambda db: baseline.measure(small, db)))
-    results["limit"] = repeat(args.runs, lambda: with_db(lambda db: limit.measure(csv, db)))
-    results["ratios"] = {
-        "pipeline_over_baseline": results["pipeline"]["median"] / results["baseline"]["median"],
-        "pipeline_over_limit": results["pipeline"]["median"] / results["limit"]["median"],
-    }
-    save()
-    idle = bench.freshness(args.freshness_uploads, None)
-    busy = bench.freshness(max(args.freshness_uploads // 4, 20), csv)
-    results["freshness_ms"] = {
-        "idle": {
-            "p50": percentile(idle, 0.5) * 1000,
-            "p99": percentile(idle, 0.99) * 1000,
-            "n": len(idle),
-        },
-        "during_load": {
-            "p50": percentile(busy, 0.5) * 1000,
-            "p99": percentile(busy, 0.99) * 1000,
-            "n": len(busy),
-        },
-    }
-    save()
-    results["dashboard"] = bench.dashboard(csv, args.dashboard_seconds)
-    save()
-    results["ingest_memory"] = bench.ingest_memory(args.ingest_mb)
-
-    save()
+    if "limits" in sections:
+        progress("baseline (pandas, one INSERT a row) and the COPY limit")
+        results["baseline"] = repeat(
+            args.runs, lambda: with_db(lambda db: baseline.measure(small, db))
+        )
+        results["limit"] = repeat(args.runs, lambda: with_db(lambda db: limit.measure(csv, db)))
+        if "pipeline" in results:
+            results["ratios"] = {
+                "pipeline_over_baseline": results["pipeline"]["median"]
+                / results["baseline"]["median"],
+                "pipeline_over_limit": results["pipeline"]["median"] / results["limit"]["median"],
+            }
+        save()
+    if "freshness" in sections:
+        progress(f"freshness: {args.freshness_uploads} six-row uploads, idle")
+        idle = bench.freshness(args.freshness_uploads, None)
+        progress("freshness: six-row uploads during a 1M-row upload")
+        busy = bench.freshness(max(args.freshness_uploads // 4, 20), csv)
+        results["freshness_ms"] = {
+            "idle": latency_summary(idle),
+            "during_load": latency_summary(busy),
+        }
+        save()
+    if "isolation" in sections:
+        progress("isolation: a stalled client")
+        results["isolation_ms"] = bench.isolation(args.small_uploads)
+        save()
+    if "dashboard" in sections:
+        progress(f"dashboard: wrk for {args.dashboard_seconds} s")
+        results["dashboard"] = bench.dashboard(csv, args.dashboard_seconds)
+        save()
+    if "memory" in sections:
+        progress(f"ingest memory: a {args.ingest_mb} MB upload")
+        results["ingest_memory"] = bench.ingest_memory(args.ingest_mb)
+        save()
     table = markdown(results)
-    (RESULTS / "latest.md").write_text(table)
+    (RESULTS / f"{args.out}.md").write_text(table)
     print(table)
 
 
@@ -349,35 +453,61 @@ def markdown(r: dict[str, Any]) -> str:
     def f(stat: dict[str, float]) -> str:
         return f"{stat['median']:,.0f} ({stat['min']:,.0f}-{stat['max']:,.0f}, n={stat['n']})"
 
-    fresh, dash, mem = r["freshness_ms"], r["dashboard"], r["ingest_memory"]
+    def lat(stat: dict[str, float]) -> str:
+        return f"{stat['p50_ms']:.0f} / {stat['p99_ms']:.0f} / {stat['max_ms']:.0f} (n={stat['n']})"
+
+    m = r["machine"]
     lines = [
-        f"Machine: {r['machine']['cpus']} cores, Python {r['machine']['python']}, {r['machine']['platform']}, {r['machine']['date']}.",
+        f"Machine: {m['cpus']} cores, Python {m['python']}, {m['platform']}, {m['date']}, commit {m['commit']}.",
         "",
         "| figure | value |",
         "|---|---|",
-        f"| pipeline end to end, {r['rows']:,} rows, rows/s (median, min-max) | {f(r['pipeline'])} |",
-        f"| baseline (pandas, row-by-row, one INSERT a row), rows/s | {f(r['baseline'])} |",
-        f"| limit (COPY of the CSV), rows/s | {f(r['limit'])} |",
-        f"| pipeline / baseline | {r['ratios']['pipeline_over_baseline']:.1f}x |",
-        f"| pipeline / limit | {r['ratios']['pipeline_over_limit']:.3f} |",
-        f"| stage: ingest → sales.raw, rows/s | {f(r['stages']['ingest'])} |",
-        f"| stage: validator (busy time), rows/s | {f(r['stages']['validator'])} |",
-        f"| stage: loader (busy time), rows/s | {f(r['stages']['loader'])} |",
-        "| CPU seconds per 1M rows, end to end (median) | "
-        + ", ".join(f"{n} {s:.1f}" for n, s in r["cpu_s_per_million_rows"].items())
-        + f"; total {sum(r['cpu_s_per_million_rows'].values()):.1f} |",
-        f"| freshness idle, p50 / p99 ms (n={fresh['idle']['n']}) | {fresh['idle']['p50']:.0f} / {fresh['idle']['p99']:.0f} |",
-        f"| freshness during the load, p50 / p99 ms (n={fresh['during_load']['n']}) | {fresh['during_load']['p50']:.0f} / {fresh['during_load']['p99']:.0f} |",
     ]
-    if "skipped" in dash:
+    if "pipeline" in r:
+        lines += [
+            f"| pipeline end to end, {r['rows']:,} rows, rows/s (median, min-max) | {f(r['pipeline'])} |",
+            f"| stage: ingest → sales.raw, rows/s | {f(r['stages']['ingest'])} |",
+            f"| stage: validator (busy time), rows/s | {f(r['stages']['validator'])} |",
+            f"| stage: loader (busy time), rows/s | {f(r['stages']['loader'])} |",
+            "| CPU seconds per 1M rows, end to end (median) | "
+            + ", ".join(f"{n} {s:.1f}" for n, s in r["cpu_s_per_million_rows"].items())
+            + f"; total {sum(r['cpu_s_per_million_rows'].values()):.1f} |",
+        ]
+    if "baseline" in r:
+        lines += [
+            f"| baseline (pandas, row-by-row, one INSERT a row), rows/s | {f(r['baseline'])} |",
+            f"| limit (COPY of the CSV), rows/s | {f(r['limit'])} |",
+        ]
+    if "ratios" in r:
+        lines += [
+            f"| pipeline / baseline | {r['ratios']['pipeline_over_baseline']:.1f}x |",
+            f"| pipeline / limit | {r['ratios']['pipeline_over_limit']:.3f} |",
+        ]
+    if "freshness_ms" in r:
+        fresh = r["freshness_ms"]
+        lines += [
+            f"| 6-row upload to complete, idle: p50 / p99 / max ms | {lat(fresh['idle'])} |",
+            f"| 6-row upload to complete, during a {r['rows']:,}-row upload: p50 / p99 / max ms | {lat(fresh['during_load'])} |",
+        ]
+    if "isolation_ms" in r:
+        iso = r["isolation_ms"]
+        lines += [
+            f"| 6-row upload while a client is stalled half way through 200k rows: p50 / p99 / max ms | {lat(iso['stalled_client'])} |",
+            f"| 6-row upload after ingest was killed publishing 400k rows (no retry): p50 / p99 / max ms | {lat(iso['dead_ingest'])} |",
+            f"| the dead upload marked failed after, s | {iso['dead_ingest']['dead_upload_failed_after_s']:.1f} |",
+            f"| 6-row upload during 5 concurrent 100k-row uploads: p50 / p99 / max ms | {lat(iso['concurrent_5x100k'])} ({iso['concurrent_5x100k']['big_uploads_still_processing_at_the_end']} of 5 big ones still processing at the end) |",
+        ]
+    dash = r.get("dashboard")
+    if dash and "skipped" in dash:
         lines.append(f"| dashboard | skipped: {dash['skipped']} |")
-    else:
+    elif dash:
         lines.append(
             f"| dashboard summary, idle, 32 connections: requests/s, p99 ms | {dash['requests_per_s']:,.0f}, {dash['p99_ms']:.1f} (non-2xx {dash['non_2xx']}) |"
         )
-    if "error" in mem:
+    mem = r.get("ingest_memory")
+    if mem and "error" in mem:
         lines.append(f"| ingest RSS | failed: {mem['error']} |")
-    else:
+    elif mem:
         lines.append(
             f"| ingest RSS, {mem['file_mb']:,.0f} MB file: rest -> peak (growth) MB, rows/s | {mem['rss_rest_mb']:.0f} -> {mem['rss_peak_mb']:.0f} ({mem['growth_mb']:.0f}), {mem['ingest_rows_per_s']:,.0f} |"
         )

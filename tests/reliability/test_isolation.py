@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import statistics
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from devstack import generate
 from devstack.pipeline import RunningPipeline
+from devstack.probes import (
+    RawUpload,
+    describe,
+    kill_ingest_while_publishing,
+    timed_small_uploads,
+    upload_states,
+)
 from devstack.processes import wait_until
 from sales_cli.client import content_digest
 from sales_common.events import RawSale, decode
@@ -33,43 +37,9 @@ from tests.reliability.test_faults import _fetch, upload, verify_and_record
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
-def small_uploads(
-    pipeline: RunningPipeline, directory: Path, count: int, seed: int
-) -> tuple[list[float], dict[str, Path]]:
-    """`count` distinct 6-row uploads one after another; seconds from POST to complete."""
-    token = pipeline.token("uploader")
-    latencies: list[float] = []
-    uploads: dict[str, Path] = {}
-    for n in range(count):
-        path = generate.write(directory / f"small-{seed}-{n}.csv", 6, 0.2, seed=seed * 1000 + n)
-        started = time.monotonic()
-        response = pipeline.client.upload(path, token)
-        assert response.status_code == 202, response.text
-        upload_id = response.json()["upload_id"]
-        status = pipeline.client.wait_complete(upload_id, token, timeout_s=120, poll_s=0.02)
-        assert status["status"] == "complete"
-        latencies.append(time.monotonic() - started)
-        uploads[upload_id] = path
-    return latencies, uploads
-
-
-def describe(latencies: list[float]) -> str:
-    ordered = sorted(latencies)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return (
-        f"{len(ordered)} six-row uploads: p50 {statistics.median(ordered):.2f} s,"
-        f" p95 {p95:.2f} s, max {ordered[-1]:.2f} s"
-    )
-
-
-def upload_statuses(pipeline: RunningPipeline) -> dict[str, tuple[str, str | None]]:
-    rows = _fetch(pipeline, "SELECT upload_id, status, error FROM uploads")
-    return {str(r["upload_id"]): (r["status"], r["error"]) for r in rows}
-
-
 def left_nothing(pipeline: RunningPipeline, upload_id: str) -> str:
     """A failed upload: status failed, no row stored, no record visible downstream."""
-    status, error = upload_statuses(pipeline)[upload_id]
+    status, error = upload_states(pipeline)[upload_id]
     assert status == "failed", (status, error)
     stored = _fetch(
         pipeline, "SELECT upload_id FROM sales UNION ALL SELECT upload_id FROM rejections"
@@ -81,59 +51,9 @@ def left_nothing(pipeline: RunningPipeline, upload_id: str) -> str:
     return error or ""
 
 
-class RawUpload:
-    """An upload over a plain socket, to do what well-behaved clients never do: stall,
-    die mid-body, or send a body that differs from its headers."""
-
-    def __init__(self, pipeline: RunningPipeline, path: Path, chunked: bool = False) -> None:
-        url = urlsplit(pipeline.url("ingest"))
-        self.body = path.read_bytes()
-        self.chunked = chunked
-        self.sock = socket.create_connection((url.hostname or "127.0.0.1", url.port or 80))
-        self.headers = {
-            "Host": url.netloc,
-            "Authorization": f"Bearer {pipeline.token('uploader')}",
-            "Content-Type": "text/csv",
-        }
-
-    def start(self, **headers: str) -> None:
-        if self.chunked:
-            headers["Transfer-Encoding"] = "chunked"
-        else:
-            headers.setdefault("Content-Length", str(len(self.body)))
-        lines = ["POST /api/v1/uploads?filename=raw.csv HTTP/1.1"]
-        lines += [f"{k}: {v}" for k, v in {**self.headers, **headers}.items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-
-    def send(self, data: bytes) -> None:
-        if self.chunked:
-            data = f"{len(data):x}\r\n".encode() + data + b"\r\n"
-        self.sock.sendall(data)
-
-    def end_chunked(self) -> None:
-        self.sock.sendall(b"0\r\n\r\n")
-
-    def answer(self, timeout_s: float = 60) -> str:
-        self.sock.settimeout(timeout_s)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data.decode(errors="replace")
-
-    def die(self) -> None:
-        """Like a killed process: the socket goes away mid-body."""
-        self.sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-        )
-        self.sock.close()
-
-
 def failed_id(pipeline: RunningPipeline, known: set[str]) -> str:
     """The one upload that is not among `known` (the ones this test made itself)."""
-    others = [u for u in upload_statuses(pipeline) if u not in known]
+    others = [u for u in upload_states(pipeline) if u not in known]
     assert len(others) == 1, others
     return others[0]
 
@@ -146,10 +66,10 @@ def test_a_stalled_client_holds_back_nobody(
     stalled = RawUpload(pipeline, big_csv)
     stalled.start()
     stalled.send(stalled.body[: len(stalled.body) // 2])
-    wait_until(lambda: bool(upload_statuses(pipeline)), 30, "the stalled upload to be recorded")
-    stalled_id = next(iter(upload_statuses(pipeline)))
-    latencies, uploads = small_uploads(pipeline, tmp_path, 5, seed=1)
-    assert upload_statuses(pipeline)[stalled_id][0] == "receiving", "it must still be stalled"
+    wait_until(lambda: bool(upload_states(pipeline)), 30, "the stalled upload to be recorded")
+    stalled_id = next(iter(upload_states(pipeline)))
+    latencies, uploads = timed_small_uploads(pipeline, tmp_path, 5, seed=1)
+    assert upload_states(pipeline)[stalled_id][0] == "receiving", "it must still be stalled"
     answer = stalled.answer()
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "no data for 10 s" in left_nothing(pipeline, stalled_id)
@@ -169,29 +89,9 @@ def test_a_dead_ingest_without_retry_holds_back_nobody(
 ) -> None:
     big = generate.write(tmp_path / "big.csv", 400_000, 0.1, seed=21)
     pipeline.start_all()
-    outcome: dict[str, object] = {}
-
-    def client() -> None:
-        try:
-            outcome["response"] = upload(pipeline, big)
-        except httpx.HTTPError as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=client)
-    thread.start()
-    wait_until(
-        lambda: any(s == "committing" for s, _ in upload_statuses(pipeline).values()),
-        120,
-        "the upload to be publishing",
-        interval_s=0.02,
-    )
-    pipeline.kill("ingest")  # mid-transaction on sales.raw, and nobody retries
-    killed_at = time.monotonic()
-    thread.join(60)
-    dead_id = next(iter(upload_statuses(pipeline)))
-    pipeline.start("ingest")
-    latencies, uploads = small_uploads(pipeline, tmp_path, 5, seed=2)
-    wait_until(lambda: upload_statuses(pipeline)[dead_id][0] == "failed", 90, "the janitor", 0.2)
+    dead_id, killed_at = kill_ingest_while_publishing(pipeline, big)
+    latencies, uploads = timed_small_uploads(pipeline, tmp_path, 5, seed=2)
+    wait_until(lambda: upload_states(pipeline)[dead_id][0] == "failed", 90, "the janitor", 0.2)
     failed_after = time.monotonic() - killed_at
     assert "abandoned while committing" in left_nothing(pipeline, dead_id)
     # The main lane is not stuck behind the dead transaction: a big upload goes through.
@@ -232,12 +132,12 @@ def test_bodies_that_differ_from_their_headers_are_refused_and_leave_nothing(
     short.send(short.body[: len(short.body) // 2])
     short.sock.shutdown(socket.SHUT_WR)
     length_id = ""
-    wait_until(lambda: len(upload_statuses(pipeline)) == 2, 30, "the second upload")
+    wait_until(lambda: len(upload_states(pipeline)) == 2, 30, "the second upload")
     length_id = failed_id(pipeline, {digest_id})
-    wait_until(lambda: upload_statuses(pipeline)[length_id][0] == "failed", 30, "failed")
+    wait_until(lambda: upload_states(pipeline)[length_id][0] == "failed", 30, "failed")
     error = left_nothing(pipeline, length_id)
     assert f"of the {len(short.body)} declared" in error, error
-    latencies, uploads = small_uploads(pipeline, tmp_path, 3, seed=3)
+    latencies, uploads = timed_small_uploads(pipeline, tmp_path, 3, seed=3)
     verify_and_record(
         report,
         pipeline,
@@ -256,12 +156,12 @@ def test_a_sender_that_dies_mid_body_leaves_nothing(
     dying = RawUpload(pipeline, big_csv, chunked=True)
     dying.start()
     dying.send(dying.body[: len(dying.body) // 2])
-    wait_until(lambda: bool(upload_statuses(pipeline)), 30, "the upload to be recorded")
-    dead_id = next(iter(upload_statuses(pipeline)))
+    wait_until(lambda: bool(upload_states(pipeline)), 30, "the upload to be recorded")
+    dead_id = next(iter(upload_states(pipeline)))
     dying.die()
-    wait_until(lambda: upload_statuses(pipeline)[dead_id][0] == "failed", 30, "failed")
+    wait_until(lambda: upload_states(pipeline)[dead_id][0] == "failed", 30, "failed")
     assert "disconnected" in left_nothing(pipeline, dead_id)
-    latencies, uploads = small_uploads(pipeline, tmp_path, 3, seed=4)
+    latencies, uploads = timed_small_uploads(pipeline, tmp_path, 3, seed=4)
     verify_and_record(
         report,
         pipeline,
@@ -289,7 +189,7 @@ def test_small_uploads_do_not_wait_behind_big_ones(
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    latencies, uploads = small_uploads(pipeline, tmp_path, 20, seed=5)
+    latencies, uploads = timed_small_uploads(pipeline, tmp_path, 20, seed=5)
     for thread in threads:
         thread.join(300)
     assert len(accepted) == 5
