@@ -23,8 +23,8 @@ from ingest.config import IngestSettings
 
 _HEADERS = record_headers()
 # Publishing a big upload must not starve the event loop: requests, lease renewals and
-# other uploads get a turn every this many records.
-_YIELD_EVERY = 2000
+# small uploads get a turn every this many records (about a millisecond of work).
+_YIELD_EVERY = 200
 
 
 def transactional_id(upload_id: UUID) -> str:

@@ -9,6 +9,8 @@ processing  committed; the validator and loader are at work ('complete' when all
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,6 +36,11 @@ from ingest.spool import Spool, SpoolBudget, SpoolFull
 log = get_logger(__name__)
 
 _DONE = ("processing", "complete")
+_THREAD_CHUNK_BYTES = 16 * 1024
+
+
+def _spool_chunk(rows: CheckedRows, spool: Spool, chunk: bytes) -> None:
+    spool.write(rows.feed(chunk))
 
 
 class IdempotencyConflict(ApiError):
@@ -91,6 +98,9 @@ class UploadService:
         self._leases = leases
         self._metrics = metrics
         self._spool_budget = SpoolBudget(settings.spool.max_bytes)
+        # Publishing is CPU-bound in this one event loop: big uploads publish one at a time
+        # (concurrently they only slow each other and every request), small ones never wait.
+        self._main_lane = asyncio.Semaphore(1)
 
     async def upload(
         self,
@@ -188,12 +198,13 @@ class UploadService:
                 raise UploadSuperseded(upload_id)
             small = received.rows <= self._settings.uploads.small_rows
             topics = self._settings.kafka.topics
-            await self._publisher.publish(
-                upload_id,
-                topics.raw_priority if small else topics.raw,
-                self._raw_records(received, upload_id, filename),
-                self._publisher.timeout_s(spool.bytes),
-            )
+            async with contextlib.nullcontext() if small else self._main_lane:
+                await self._publisher.publish(
+                    upload_id,
+                    topics.raw_priority if small else topics.raw,
+                    self._raw_records(received, upload_id, filename),
+                    self._publisher.timeout_s(spool.bytes),
+                )
         await self._repo.mark_processing(upload_id, attempt)
         self._metrics.uploads.labels("accepted").inc()
         self._metrics.rows.inc(received.rows)
@@ -212,7 +223,12 @@ class UploadService:
         received_at = datetime.now(UTC).isoformat()
         async for chunk in body:
             self._metrics.bytes.inc(len(chunk))
-            spool.write(rows.feed(chunk))
+            if len(chunk) >= _THREAD_CHUNK_BYTES:
+                # Parsing is CPU work: in a worker thread the event loop still gets the GIL
+                # every few ms, so small uploads are not queued behind big bodies' chunks.
+                await asyncio.to_thread(_spool_chunk, rows, spool, chunk)
+            else:
+                _spool_chunk(rows, spool, chunk)
         spool.write(rows.close())
         assert rows.columns is not None  # close() refuses a file without a header
         return _Received(spool, rows.columns, rows.rows, rows.content_sha256(), received_at)

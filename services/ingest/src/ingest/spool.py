@@ -8,6 +8,7 @@ and a disk budget shared by every upload bounds the spool.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -25,18 +26,22 @@ class SpoolFull(ServiceUnavailable):
 
 
 class SpoolBudget:
-    """Disk bytes left for the uploads this process is receiving."""
+    """Disk bytes left for the uploads this process is receiving (spools are written from
+    worker threads, hence the lock)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.free = max_bytes
+        self._lock = threading.Lock()
 
     def take(self, size: int) -> None:
-        if size > self.free:
-            raise SpoolFull
-        self.free -= size
+        with self._lock:
+            if size > self.free:
+                raise SpoolFull
+            self.free -= size
 
     def give(self, size: int) -> None:
-        self.free += size
+        with self._lock:
+            self.free += size
 
 
 class Spool:
