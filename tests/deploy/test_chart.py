@@ -206,7 +206,12 @@ def test_hooks_and_optional_objects(helm: str) -> None:
     assert by_kind(everything, "PrometheusRule")
     assert "sales-sales-dashboard" in by_kind(everything, "ConfigMap")
     operators = render(helm, CHART / "ci" / "operators-values.yaml")
-    assert len(by_kind(operators, "KafkaTopic")) == 3
+    topics = {t["spec"]["topicName"] for t in by_kind(operators, "KafkaTopic").values()}
+    assert topics == {
+        f"sales.{name}{lane}"
+        for name in ("raw", "validated", "rejected")
+        for lane in ("", ".priority")
+    }
     assert "sales-sales-topics" not in by_kind(operators, "Job")
     assert by_kind(operators, "Kafka")
     assert by_kind(operators, "KafkaNodePool")
