@@ -72,6 +72,7 @@ class Violation(BaseModel):
     message: str
 
 
+# Every kind of RejectedSale is built in sales_common.rejections, and only there.
 class RejectedSale(Contract):
     """`sales.rejected`: a row (or an unreadable record) with every rule it broke."""
 
@@ -117,18 +118,6 @@ def event_id_for(upload_id: str, row_number: int, transaction_id: str | None) ->
     """
     source = f"txn:{transaction_id}" if transaction_id else f"row:{upload_id}:{row_number}"
     return hashlib.sha256(source.encode()).hexdigest()[:32]
-
-
-def unreadable_record(source: str, message: str, now: datetime) -> RejectedSale:
-    """A poison message (not a valid record at all), kept with the reason, never blocking."""
-    return RejectedSale(
-        event_id=event_id_for(f"unreadable:{source}", 1, None),
-        upload_id=None,
-        fields={},
-        violations=[Violation(field="record", rule="unreadable", message=message[:300])],
-        source=source,
-        rejected_at=now,
-    )
 
 
 TOPIC_MODELS: dict[str, type[Contract]] = {

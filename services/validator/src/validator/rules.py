@@ -14,6 +14,7 @@ from sales_common.events import (
     event_id_for,
 )
 from sales_common.pii import CustomerHasher
+from sales_common.rejections import rejected_row
 
 from validator.config import RuleSettings
 
@@ -130,20 +131,7 @@ def validate(
     customer_hash = hasher.hash(customer_id) if customer_id else None
     pii_key_id = hasher.key_id if customer_hash else None
     if violations:
-        masked = dict(raw.fields)
-        if "customer_id" in masked:
-            masked["customer_id"] = customer_hash or ""
-        return RejectedSale(
-            # Rejections are identified by row, so a rejected row never collides with a
-            # stored sale carrying the same transaction_id.
-            event_id=event_id_for(raw.upload_id, raw.row_number, None),
-            upload_id=raw.upload_id,
-            row_number=raw.row_number,
-            fields=masked,
-            violations=violations,
-            pii_key_id=pii_key_id,
-            rejected_at=now,
-        )
+        return rejected_row(raw, violations, customer_hash, pii_key_id, now)
     price = parsed["price"]
     quantity = parsed["quantity"]
     assert isinstance(price, Decimal)
