@@ -1,8 +1,17 @@
+import hashlib
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sales_common.events import RawSale, Violation, decode, encode, event_id_for
+from aiokafka import ConsumerRecord
+from sales_common.events import (
+    RawSale,
+    Violation,
+    decode,
+    encode,
+    event_id_for,
+    event_id_for_source,
+)
 from sales_common.rejections import (
     ReusedTransactionId,
     duplicate_transaction_id,
@@ -94,10 +103,55 @@ def test_duplicate_transaction_id_leaves_out_what_the_sale_did_not_have() -> Non
     assert rejection.pii_key_id is None
 
 
+def consumed(topic: str, partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=b"\x00not json",
+        checksum=None,
+        serialized_key_size=-1,
+        serialized_value_size=10,
+        headers=(),
+    )
+
+
 def test_unreadable_record_has_no_row_and_a_bounded_reason() -> None:
-    rejection = unreadable("sales.raw/2/17", "not a sales.raw record: " + "x" * 500, NOW)
+    rejection = unreadable(consumed("sales.raw", 2, 17), "not a record: " + "x" * 500, NOW)
     assert (rejection.upload_id, rejection.row_number, rejection.fields) == (None, None, {})
     assert rejection.source == "sales.raw/2/17"
     [violation] = rejection.violations
     assert (violation.field, violation.rule) == ("record", "unreadable")
     assert len(violation.message) == 300
+
+
+def test_unreadable_record_is_identified_by_where_it_was_read() -> None:
+    rejection = unreadable(consumed("sales.raw", 2, 17), "bad", NOW)
+    assert rejection.event_id == event_id_for_source("sales.raw/2/17")
+    assert rejection.event_id == hashlib.sha256(b"src:sales.raw/2/17").hexdigest()[:32]
+    # Read again (a redone batch, a restart): the same id, so the copy is skipped.
+    assert unreadable(consumed("sales.raw", 2, 17), "other reason", NOW).event_id == (
+        rejection.event_id
+    )
+    elsewhere = {
+        unreadable(consumed(topic, partition, offset), "bad", NOW).event_id
+        for topic, partition, offset in [
+            ("sales.raw", 2, 18),
+            ("sales.raw", 3, 17),
+            ("sales.validated", 2, 17),
+        ]
+    }
+    assert len(elsewhere) == 3
+    assert rejection.event_id not in elsewhere
+
+
+def test_source_ids_differ_from_row_and_transaction_ids_of_the_same_text() -> None:
+    source = "sales.raw/2/17"
+    assert event_id_for_source(source) not in {
+        event_id_for(source, 1, None),
+        event_id_for("u1", 1, source),
+        event_id_for(f"unreadable:{source}", 1, None),  # the placeholder used before
+    }

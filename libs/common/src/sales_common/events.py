@@ -120,6 +120,16 @@ def event_id_for(upload_id: str, row_number: int, transaction_id: str | None) ->
     return hashlib.sha256(source.encode()).hexdigest()[:32]
 
 
+def event_id_for_source(source: str) -> str:
+    """The id of a record that could not be read, so has no upload or row of its own.
+
+    What identifies it is its place in Kafka, `source` = `<topic>/<partition>/<offset>`:
+    re-reading that offset (a redone batch) gives the same id, so the copy is skipped like any
+    other replay. The `src:` prefix keeps these ids apart from the `txn:` and `row:` forms.
+    """
+    return hashlib.sha256(f"src:{source}".encode()).hexdigest()[:32]
+
+
 TOPIC_MODELS: dict[str, type[Contract]] = {
     "sales.raw": RawSale,
     "sales.validated": ValidatedSale,

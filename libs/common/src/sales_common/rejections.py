@@ -16,8 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Protocol
 
-from sales_common.events import RawSale, RejectedSale, Violation, event_id_for
+from sales_common.events import (
+    RawSale,
+    RejectedSale,
+    Violation,
+    event_id_for,
+    event_id_for_source,
+)
 
 
 def rejected_row(
@@ -90,10 +97,25 @@ def duplicate_transaction_id(sale: ReusedTransactionId, now: datetime) -> Reject
     )
 
 
-def unreadable(source: str, message: str, now: datetime) -> RejectedSale:
-    """A poison message (not a valid record at all), kept with the reason, never blocking."""
+class KafkaPosition(Protocol):
+    """Where a record was read; an aiokafka ConsumerRecord is one."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+def unreadable(record: KafkaPosition, message: str, now: datetime) -> RejectedSale:
+    """A poison message (not a valid record at all), kept with the reason, never blocking.
+
+    Identified by where it was read (`source`), as it has no upload or row of its own.
+    """
+    source = f"{record.topic}/{record.partition}/{record.offset}"
     return RejectedSale(
-        event_id=event_id_for(f"unreadable:{source}", 1, None),
+        event_id=event_id_for_source(source),
         upload_id=None,
         fields={},
         violations=[Violation(field="record", rule="unreadable", message=message[:300])],

@@ -137,8 +137,7 @@ class LoaderLoop:
                     else:
                         rejections.append(decode(RejectedSale, record.value or b""))
                 except (ValidationError, ValueError) as exc:
-                    source = f"{record.topic}/{record.partition}/{record.offset}"
-                    rejections.append(unreadable(source, f"not a valid record: {exc}", now))
+                    rejections.append(unreadable(record, f"not a valid record: {exc}", now))
         next_offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         offsets = {(tp.topic, tp.partition): offset for tp, offset in next_offsets.items()}
 

@@ -158,8 +158,7 @@ class ValidatorLoop:
                 raw = decode(RawSale, record.value or b"")
                 results.append(validate(raw, self._settings.rules, self._hasher, now))
             except (ValidationError, ValueError) as exc:
-                source = f"{record.topic}/{record.partition}/{record.offset}"
-                results.append(unreadable(source, f"not a sales.raw record: {exc}", now))
+                results.append(unreadable(record, f"not a sales.raw record: {exc}", now))
         return results
 
     def _count(self, results: list[ValidatedSale | RejectedSale]) -> None:
