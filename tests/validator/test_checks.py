@@ -2,6 +2,7 @@
 
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -65,20 +66,22 @@ def test_isdecimal_is_the_digit_class_of_the_regular_expressions() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("parse", "grammar", "convert"),
+    [(parse_price, NUMBER, Decimal), (parse_quantity, INTEGER, int)],
+    ids=["price", "quantity"],
+)
 @pytest.mark.parametrize("text", TEXTS)
-def test_parse_price_takes_plain_decimals_only(text: str) -> None:
-    price = parse_price(text)
-    assert (price is not None) == bool(NUMBER.fullmatch(text))
-    if price is not None:
-        assert price == Decimal(text)
-
-
-@pytest.mark.parametrize("text", TEXTS)
-def test_parse_quantity_takes_integers_only(text: str) -> None:
-    quantity = parse_quantity(text)
-    assert (quantity is not None) == bool(INTEGER.fullmatch(text))
-    if quantity is not None:
-        assert quantity == int(text)
+def test_parsers_take_exactly_what_their_grammar_matches(
+    parse: Callable[[str], object],
+    grammar: re.Pattern[str],
+    convert: Callable[[str], object],
+    text: str,
+) -> None:
+    value = parse(text)
+    assert (value is not None) == bool(grammar.fullmatch(text))
+    if value is not None:
+        assert value == convert(text)
 
 
 def test_parse_date_takes_iso_dates() -> None:
