@@ -100,6 +100,7 @@ class Violation(BaseModel):
     message: str
 
 
+# Every kind of RejectedSale is built in sales_common.rejections, and only there.
 class RejectedSale(Contract):
     """`sales.rejected`: a row (or an unreadable record) with every rule it broke."""
 
@@ -147,16 +148,14 @@ def event_id_for(upload_id: str, row_number: int, transaction_id: str | None) ->
     return hashlib.sha256(source.encode()).hexdigest()[:32]
 
 
-def unreadable_record(source: str, message: str, now: datetime) -> RejectedSale:
-    """A poison message (not a valid record at all), kept with the reason, never blocking."""
-    return RejectedSale(
-        event_id=event_id_for(f"unreadable:{source}", 1, None),
-        upload_id=None,
-        fields={},
-        violations=[Violation(field="record", rule="unreadable", message=message[:300])],
-        source=source,
-        rejected_at=now,
-    )
+def event_id_for_source(source: str) -> str:
+    """The id of a record that could not be read, so has no upload or row of its own.
+
+    What identifies it is its place in Kafka, `source` = `<topic>/<partition>/<offset>`:
+    re-reading that offset (a redone batch) gives the same id, so the copy is skipped like any
+    other replay. The `src:` prefix keeps these ids apart from the `txn:` and `row:` forms.
+    """
+    return hashlib.sha256(f"src:{source}".encode()).hexdigest()[:32]
 
 
 TOPIC_MODELS: dict[str, type[Contract]] = {

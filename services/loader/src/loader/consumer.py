@@ -15,23 +15,16 @@ import contextlib
 import time
 from datetime import UTC, datetime
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sales_common.db import is_transient_db_error
-from sales_common.events import (
-    RejectedSale,
-    ValidatedSale,
-    Violation,
-    decode,
-    event_id_for,
-    unreadable_record,
-)
+from sales_common.events import RejectedSale, ValidatedSale, decode
 from sales_common.kafka import AssignmentGuard, LagGauge, poll_express_first, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
+from sales_common.rejections import duplicate_transaction_id, unreadable
 
 from loader.config import LoaderSettings
 from loader.metrics import LoaderMetrics
@@ -156,15 +149,14 @@ class LoaderLoop:
                     else:
                         rejections.append(decode(RejectedSale, record.value or b""))
                 except (ValidationError, ValueError) as exc:
-                    source = f"{record.topic}/{record.partition}/{record.offset}"
-                    rejections.append(unreadable_record(source, f"not a valid record: {exc}", now))
+                    rejections.append(unreadable(record, f"not a valid record: {exc}", now))
         next_offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         offsets = {(tp.topic, tp.partition): offset for tp, offset in next_offsets.items()}
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
                 sales_in, reused = await self._repo.store_sales(conn, sales)
-                extra = [_reused_transaction_id(r, now) for r in reused]
+                extra = [duplicate_transaction_id(r, now) for r in reused]
                 rejections_in = await self._repo.store_rejections(conn, rejections + extra)
                 await self._repo.save_offsets(conn, offsets)
             return sales_in, rejections_in
@@ -196,33 +188,3 @@ class LoaderLoop:
         )
         with contextlib.suppress(KafkaError):  # for lag tools only; the database is the truth
             await self.consumer.commit(next_offsets)
-
-
-def _reused_transaction_id(row: asyncpg.Record, now: datetime) -> RejectedSale:
-    upload_id, row_number = str(row["upload_id"]), row["row_number"]
-    fields = {
-        "transaction_id": row["transaction_id"] or "",
-        "product": row["product"],
-        "price": str(row["price"]),
-        "quantity": str(row["quantity"]),
-    }
-    if row["customer_hash"]:
-        fields["customer_id"] = row["customer_hash"]
-    if row["sale_date"]:
-        fields["date"] = row["sale_date"].isoformat()
-    return RejectedSale(
-        event_id=event_id_for(upload_id, row_number, None),
-        upload_id=upload_id,
-        row_number=row_number,
-        fields=fields,
-        violations=[
-            Violation(
-                field="transaction_id",
-                rule="duplicate",
-                message=f"transaction_id already stored from upload {row['first_upload_id']} "
-                f"row {row['first_row_number']}",
-            )
-        ],
-        pii_key_id=row["pii_key_id"],
-        rejected_at=now,
-    )

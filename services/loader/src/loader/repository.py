@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 from sales_common.db import Connection, Pool
 from sales_common.events import RejectedSale, ValidatedSale
+from sales_common.rejections import ReusedTransactionId
 
 _SALES_COLUMNS = (
     "event_id",
@@ -130,6 +131,22 @@ def _sale_row(sale: ValidatedSale) -> tuple[object, ...]:
     )
 
 
+def _reused_transaction_id(row: asyncpg.Record) -> ReusedTransactionId:
+    return ReusedTransactionId(
+        upload_id=str(row["upload_id"]),
+        row_number=row["row_number"],
+        transaction_id=row["transaction_id"],
+        product=row["product"],
+        price=row["price"],
+        quantity=row["quantity"],
+        customer_hash=row["customer_hash"],
+        pii_key_id=row["pii_key_id"],
+        sale_date=row["sale_date"],
+        first_upload_id=str(row["first_upload_id"]),
+        first_row_number=row["first_row_number"],
+    )
+
+
 def _rejection_row(rejection: RejectedSale) -> tuple[object, ...]:
     return (
         rejection.event_id,
@@ -159,7 +176,7 @@ class LoaderRepository:
 
     async def store_sales(
         self, conn: Connection, sales: list[ValidatedSale]
-    ) -> tuple[int, list[asyncpg.Record]]:
+    ) -> tuple[int, list[ReusedTransactionId]]:
         if not sales:
             return 0, []
         await conn.copy_records_to_table(
@@ -168,7 +185,8 @@ class LoaderRepository:
         inserted: int = await conn.fetchval(_MERGE_SALES)
         if inserted == len(sales):  # nothing was skipped, so no transaction_id was reused
             return inserted, []
-        return inserted, await conn.fetch(_REUSED_TRANSACTION_IDS)
+        reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
+        return inserted, [_reused_transaction_id(row) for row in reused]
 
     async def store_rejections(self, conn: Connection, rejections: list[RejectedSale]) -> int:
         if not rejections:

@@ -33,7 +33,6 @@ from sales_common.events import (
     decode,
     encode,
     record_headers,
-    unreadable_record,
 )
 from sales_common.kafka import (
     AssignmentGuard,
@@ -45,6 +44,7 @@ from sales_common.kafka import (
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.pii import CustomerHasher
+from sales_common.rejections import unreadable
 
 from validator.config import ValidatorSettings
 from validator.metrics import ValidatorMetrics
@@ -167,8 +167,7 @@ class ValidatorLoop:
                 raw = decode(RawSale, record.value or b"")
                 results.append(validate(raw, self._settings.rules, self._hasher, now))
             except (ValidationError, ValueError) as exc:
-                source = f"{record.topic}/{record.partition}/{record.offset}"
-                results.append(unreadable_record(source, f"not a sales.raw record: {exc}", now))
+                results.append(unreadable(record, f"not a sales.raw record: {exc}", now))
         return results
 
     def _count(self, results: list[ValidatedSale | RejectedSale]) -> None:

@@ -1,0 +1,124 @@
+"""How every `sales.rejected` record (`RejectedSale`, in events.py) is made: one builder per
+kind of rejection.
+
+- `rejected_row`: a row that broke business rules (validator);
+- `duplicate_transaction_id`: a valid row whose transaction_id was already stored from another
+  row (loader), rule `duplicate`;
+- `unreadable`: a record that is not a valid record at all (validator and loader), rule
+  `unreadable`.
+
+A rejected row is identified by its row, never by its transaction_id, so it cannot collide
+with the stored sale that carries that transaction_id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from sales_common.events import (
+    RawSale,
+    RejectedSale,
+    Violation,
+    event_id_for,
+    event_id_for_source,
+)
+
+
+def rejected_row(
+    raw: RawSale,
+    violations: list[Violation],
+    customer_hash: str | None,
+    pii_key_id: str | None,
+    now: datetime,
+) -> RejectedSale:
+    """A row with every rule it broke; its customer id replaced by `customer_hash`."""
+    fields = dict(raw.fields)
+    if "customer_id" in fields:
+        fields["customer_id"] = customer_hash or ""
+    return RejectedSale(
+        event_id=event_id_for(raw.upload_id, raw.row_number, None),
+        upload_id=raw.upload_id,
+        row_number=raw.row_number,
+        fields=fields,
+        violations=violations,
+        pii_key_id=pii_key_id,
+        rejected_at=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReusedTransactionId:
+    """A sale (as stored, customer id already hashed) whose transaction_id was first stored
+    from another row: `first_upload_id`, `first_row_number`."""
+
+    upload_id: str
+    row_number: int
+    transaction_id: str | None
+    product: str
+    price: Decimal
+    quantity: int
+    customer_hash: str | None
+    pii_key_id: str | None
+    sale_date: date | None
+    first_upload_id: str
+    first_row_number: int
+
+
+def duplicate_transaction_id(sale: ReusedTransactionId, now: datetime) -> RejectedSale:
+    """Not a replay (another row), so it is rejected, counted, rather than silently dropped."""
+    fields = {
+        "transaction_id": sale.transaction_id or "",
+        "product": sale.product,
+        "price": str(sale.price),
+        "quantity": str(sale.quantity),
+    }
+    if sale.customer_hash:
+        fields["customer_id"] = sale.customer_hash
+    if sale.sale_date:
+        fields["date"] = sale.sale_date.isoformat()
+    return RejectedSale(
+        event_id=event_id_for(sale.upload_id, sale.row_number, None),
+        upload_id=sale.upload_id,
+        row_number=sale.row_number,
+        fields=fields,
+        violations=[
+            Violation(
+                field="transaction_id",
+                rule="duplicate",
+                message=f"transaction_id already stored from upload {sale.first_upload_id} "
+                f"row {sale.first_row_number}",
+            )
+        ],
+        pii_key_id=sale.pii_key_id,
+        rejected_at=now,
+    )
+
+
+class KafkaPosition(Protocol):
+    """Where a record was read; an aiokafka ConsumerRecord is one."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+def unreadable(record: KafkaPosition, message: str, now: datetime) -> RejectedSale:
+    """A poison message (not a valid record at all), kept with the reason, never blocking.
+
+    Identified by where it was read (`source`), as it has no upload or row of its own.
+    """
+    source = f"{record.topic}/{record.partition}/{record.offset}"
+    return RejectedSale(
+        event_id=event_id_for_source(source),
+        upload_id=None,
+        fields={},
+        violations=[Violation(field="record", rule="unreadable", message=message[:300])],
+        source=source,
+        rejected_at=now,
+    )
