@@ -53,7 +53,7 @@ def test_the_table_names_every_field_and_rule_in_reporting_order() -> None:
     ]
     assert table == [
         ("product", True, None, ["prefix"]),
-        ("price", True, "number", ["positive", "decimals"]),
+        ("price", True, "number", ["positive", "maximum", "decimals"]),
         ("quantity", True, "integer", ["range"]),
         ("date", False, "date", []),
     ]

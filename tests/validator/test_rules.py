@@ -70,12 +70,23 @@ def test_valid_row_becomes_a_sale_with_exact_amount() -> None:
         ({"product": "halal x", "price": "1", "quantity": "1"}, [("product", "prefix")]),
         ({"product": "Halal X", "price": "NaN", "quantity": "1"}, [("price", "number")]),
         ({"product": "Halal X", "price": "1e3", "quantity": "1"}, [("price", "number")]),
+        # Larger than the sales table holds; past 27 digits Decimal.quantize itself raised.
+        ({"product": "Halal X", "price": "10000000000", "quantity": "1"}, [("price", "maximum")]),
+        ({"product": "Halal X", "price": "1" + "0" * 30, "quantity": "1"}, [("price", "maximum")]),
     ],
 )
 def test_every_broken_rule_is_reported(
     fields: dict[str, str], expected: list[tuple[str, str]]
 ) -> None:
     assert rules_broken(validate(raw_row(fields), RULES, HASHER, NOW)) == expected
+
+
+def test_the_largest_storable_price_is_a_sale() -> None:
+    result = validate(
+        raw(product="Halal X", price="9999999999.99", quantity="100"), RULES, HASHER, NOW
+    )
+    assert isinstance(result, ValidatedSale)
+    assert result.amount == Decimal("999999999999.00")
 
 
 def test_ragged_row_is_rejected_with_field_count() -> None:

@@ -13,6 +13,9 @@ class RuleSettings(BaseModel):
 
     product_prefix: str = "Halal"
     price_min_exclusive: Decimal = Decimal(0)
+    # The largest price the sales table holds (numeric(12,2)); a larger one would stop the
+    # loader (and past 27 digits the validator) on every retry: a poison pill, not a sale.
+    price_max: Decimal = Decimal("9999999999.99")
     price_max_decimals: int = 2
     quantity_min: int = 1
     quantity_max: int = 100

@@ -101,6 +101,10 @@ def is_positive(price: Decimal, _text: str, rules: RuleSettings) -> bool:
     return price > rules.price_min_exclusive
 
 
+def is_at_most_max(price: Decimal, _text: str, rules: RuleSettings) -> bool:
+    return price <= rules.price_max
+
+
 def has_allowed_decimals(_price: Decimal, text: str, rules: RuleSettings) -> bool:
     # As written: "1.230" has 3 decimals although it equals 1.23. The text parse_price took
     # gives the Decimal's exponent at a fraction of the cost of Decimal.as_tuple().
@@ -137,6 +141,11 @@ FIELD_RULES: tuple[FieldRules[Any], ...] = (
                 "positive",
                 is_positive,
                 lambda _, r: f"price must be greater than {r.price_min_exclusive}",
+            ),
+            Check(
+                "maximum",
+                is_at_most_max,
+                lambda _, r: f"price must be at most {r.price_max}",
             ),
             Check(
                 "decimals",
