@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -22,9 +23,15 @@ from ingest.repository import UploadsRepository
 from ingest.service import UploadService
 from ingest.state import IngestState
 
+GIL_SWITCH_S = 0.001
+
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()  # read from the environment
+    # While the parse thread runs, the event loop waits up to this long for the GIL at each
+    # step of every request (Python's default is 5 ms): measured, it decides whether a
+    # small upload during big ones takes 0.5 s or 1-2 s.
+    sys.setswitchinterval(GIL_SWITCH_S)
     configure_logging(
         settings.service_name, settings.log_level, settings.log_file, settings.log_json
     )
@@ -44,6 +51,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             leases = LeaseKeeper(settings.leases, repository, publisher, heartbeat)
             await stack.enter_async_context(background_loop("leases", leases, heartbeat))
             service = UploadService(settings, repository, publisher, leases, metrics)
+            stack.callback(service.close)
             state = IngestState(
                 settings=settings,
                 token_verifier=TokenVerifier(settings.auth),

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -101,6 +102,12 @@ class UploadService:
         # Publishing is CPU-bound in this one event loop: big uploads publish one at a time
         # (concurrently they only slow each other and every request), small ones never wait.
         self._main_lane = asyncio.Semaphore(1)
+        # One thread: parsing holds the GIL, so more threads would add no speed, only more
+        # contenders against the event loop for it.
+        self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+
+    def close(self) -> None:
+        self._parser.shutdown(wait=True, cancel_futures=True)
 
     async def upload(
         self,
@@ -221,12 +228,13 @@ class UploadService:
         limits = self._settings.uploads
         rows = CheckedRows(limits.max_record_chars, limits.max_field_chars)
         received_at = datetime.now(UTC).isoformat()
+        loop = asyncio.get_running_loop()
         async for chunk in body:
             self._metrics.bytes.inc(len(chunk))
             if len(chunk) >= _THREAD_CHUNK_BYTES:
-                # Parsing is CPU work: in a worker thread the event loop still gets the GIL
-                # every few ms, so small uploads are not queued behind big bodies' chunks.
-                await asyncio.to_thread(_spool_chunk, rows, spool, chunk)
+                # Parsing is CPU work: in the parse thread the event loop still gets the GIL
+                # every switch interval, so small uploads are not queued behind big bodies.
+                await loop.run_in_executor(self._parser, _spool_chunk, rows, spool, chunk)
             else:
                 _spool_chunk(rows, spool, chunk)
         spool.write(rows.close())
