@@ -161,6 +161,12 @@ def test_a_sender_that_dies_mid_body_leaves_nothing(
     dying.die()
     wait_until(lambda: upload_states(pipeline)[dead_id][0] == "failed", 30, "failed")
     assert "disconnected" in left_nothing(pipeline, dead_id)
+    # One warning line naming the upload, no error and no traceback: clients do go away.
+    log = (pipeline.log_dir / "ingest.jsonl").read_text()
+    assert '"level":"error"' not in log
+    warnings = [line for line in log.splitlines() if "upload_transfer_failed" in line]
+    assert len(warnings) == 1
+    assert dead_id in warnings[0]
     latencies, uploads = timed_small_uploads(pipeline, tmp_path, 3, seed=4)
     verify_and_record(
         report,

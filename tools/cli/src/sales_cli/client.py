@@ -32,10 +32,16 @@ def _transient(error: httpx.HTTPError) -> bool:
 
 
 class PipelineClient:
-    def __init__(self, ingest_url: str, dashboard_url: str, timeout_s: float = 60) -> None:
+    def __init__(
+        self,
+        ingest_url: str,
+        dashboard_url: str,
+        timeout_s: float = 60,
+        transport: httpx.BaseTransport | None = None,  # tests pass a fake one
+    ) -> None:
         self.ingest_url = ingest_url
         self.dashboard_url = dashboard_url
-        self._http = httpx.Client(timeout=timeout_s)
+        self._http = httpx.Client(timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
         self._http.close()
