@@ -1,27 +1,33 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 from ingest.config import SpoolSettings
 from ingest.csv_stream import CheckedRows, CsvProblem
 from ingest.spool import Spool, SpoolBudget, SpoolFull
 
 
-def test_rows_come_back_in_order_and_the_budget_is_returned(tmp_path: object) -> None:
+def test_rows_come_back_in_order_and_the_budget_is_returned() -> None:
     budget = SpoolBudget(1 << 20)
-    rows = [["Halal A", "1", "2"], ['quote " and, comma', "", "\n"]]
+    columns = ["product", "price", "quantity"]
+    rows = [["Halal A", "1", "2"], ['quote " and, comma', "", "\n", "extra"], ["short"]]
     with Spool(SpoolSettings(), budget) as spool:
-        spool.write(rows[:1])
-        spool.write([])
-        spool.write(rows[1:])
+        spool.write(columns, rows[:1])
+        spool.write(columns, [])
+        spool.write(columns, rows[1:])
         assert budget.free == (1 << 20) - spool.bytes
-        assert list(spool.rows()) == rows
+        assert [(count, orjson.loads(fields)) for count, fields in spool.rows()] == [
+            (3, {"product": "Halal A", "price": "1", "quantity": "2"}),
+            (4, {"product": 'quote " and, comma', "price": "", "quantity": "\n"}),
+            (1, {"product": "short"}),
+        ]
     assert budget.free == 1 << 20
 
 
 def test_a_full_spool_refuses_with_503() -> None:
     budget = SpoolBudget(10)
     with Spool(SpoolSettings(), budget) as spool, pytest.raises(SpoolFull) as full:
-        spool.write([["x" * 20]])
+        spool.write(["product"], [["x" * 20]])
     assert full.value.status_code == 503
     assert budget.free == 10
 

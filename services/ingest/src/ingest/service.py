@@ -21,7 +21,7 @@ from uuid import UUID, uuid4
 from aiokafka.errors import KafkaError
 from sales_common.auth import Principal
 from sales_common.errors import ApiError, NotFound, ServiceUnavailable, UnprocessableContent
-from sales_common.events import encode_raw
+from sales_common.events import RawRecords
 from sales_common.logging import get_logger
 from sales_common.uploads import UploadStatus
 
@@ -41,7 +41,10 @@ _THREAD_CHUNK_BYTES = 16 * 1024
 
 
 def _spool_chunk(rows: CheckedRows, spool: Spool, chunk: bytes) -> None:
-    spool.write(rows.feed(chunk))
+    checked = rows.feed(chunk)
+    if checked:
+        assert rows.columns is not None  # data rows come after the header
+        spool.write(rows.columns, checked)
 
 
 class IdempotencyConflict(ApiError):
@@ -237,8 +240,9 @@ class UploadService:
                 await loop.run_in_executor(self._parser, _spool_chunk, rows, spool, chunk)
             else:
                 _spool_chunk(rows, spool, chunk)
-        spool.write(rows.close())
+        last = rows.close()
         assert rows.columns is not None  # close() refuses a file without a header
+        spool.write(rows.columns, last)
         return _Received(spool, rows.columns, rows.rows, rows.content_sha256(), received_at)
 
     async def _duplicate_of(self, content_sha256: str) -> UploadOutcome:
@@ -258,14 +262,9 @@ class UploadService:
         received: _Received, upload_id: UUID, filename: str
     ) -> Iterator[tuple[bytes, bytes]]:
         upload = str(upload_id)
-        columns = received.columns
-        column_count = len(columns)
-        received_at = received.received_at
-        for row_number, cells in enumerate(received.spool.rows(), 1):
-            fields = dict(zip(columns, cells, strict=False))
+        records = RawRecords(upload, len(received.columns), filename, received.received_at)
+        for row_number, (field_count, fields_json) in enumerate(received.spool.rows(), 1):
             yield (
                 f"{upload}:{row_number}".encode(),
-                encode_raw(
-                    upload, row_number, fields, len(cells), column_count, filename, received_at
-                ),
+                records.encode(row_number, fields_json, field_count),
             )

@@ -45,8 +45,9 @@ class SpoolBudget:
 
 
 class Spool:
-    """One upload's checked rows, one JSON array of cells per line, in an unnamed temp
-    file: nothing is left on disk when the process dies."""
+    """One upload's checked rows in an unnamed temp file (nothing is left on disk when the
+    process dies), one line per row: `<field count> <fields as a JSON object>`. The fields
+    are encoded once, here, and copied into the Kafka record as they are at publish time."""
 
     def __init__(self, settings: SpoolSettings, budget: SpoolBudget) -> None:
         self._budget = budget
@@ -56,21 +57,26 @@ class Spool:
         )
         self.bytes = 0
 
-    def write(self, rows: list[list[str]]) -> None:
+    def write(self, columns: list[str], rows: list[list[str]]) -> None:
         if not rows:
             return
-        data = b"\n".join(map(orjson.dumps, rows)) + b"\n"
+        data = b"".join(
+            [
+                b"%d %s\n" % (len(cells), orjson.dumps(dict(zip(columns, cells, strict=False))))
+                for cells in rows
+            ]
+        )
         self._budget.take(len(data))
         self.bytes += len(data)
         self._file.write(data)
 
-    def rows(self) -> Iterator[list[str]]:
-        """The rows in the order they were written."""
+    def rows(self) -> Iterator[tuple[int, bytes]]:
+        """(field count, fields JSON) of each row, in the order they were written."""
         self._file.flush()
         self._file.seek(0)
         for line in self._file:
-            cells: list[str] = orjson.loads(line)
-            yield cells
+            count, _, fields_json = line.rstrip(b"\n").partition(b" ")
+            yield int(count), fields_json
 
     def __enter__(self) -> Spool:
         return self
