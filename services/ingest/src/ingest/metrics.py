@@ -7,7 +7,7 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.uploads = Counter(
             "ingest_uploads_total",
-            "Uploads by outcome (accepted, duplicate, replayed, refused, failed).",
+            "Uploads by outcome (accepted, duplicate, replayed, refused, failed, superseded).",
             ["outcome"],
             registry=registry,
         )
