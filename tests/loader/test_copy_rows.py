@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import ConsumerRecord
+from devstack.generate import raw_records
 from loader.repository import (
     _REJECTION_COLUMNS,
     _SALES_COLUMNS,
@@ -28,8 +29,6 @@ from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import ReusedTransactionId, duplicate_transaction_id, unreadable
 from validator.config import RuleSettings
 from validator.rules import validate
-
-from tests.records import raw_records
 
 NOW = datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC)
 HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))

@@ -3,14 +3,13 @@ contract accepts, and the bytes are those events.encode writes for it."""
 
 from datetime import UTC, datetime
 
+from devstack.generate import raw_records
 from pydantic import SecretStr
 from sales_common.codec import ValidatedSaleStruct, decode_raw, encode_struct
 from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
 from sales_common.pii import CustomerHasher, PiiSettings
 from validator.config import RuleSettings
 from validator.rules import validate
-
-from tests.records import raw_records
 
 NOW = datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC)
 HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))

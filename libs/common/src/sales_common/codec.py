@@ -39,7 +39,8 @@ _HexDigest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
 
 # Every Struct: forbid_unknown_fields as the contract's extra="forbid"; kw_only, so that fields
 # keep the models' order (hence the same bytes) whatever has a default (msgspec does not
-# inherit it, so each class says it); gc=False, as records hold no reference cycles.
+# inherit it, so each class says it); gc=False: records hold no reference cycles, so the
+# collector need not track them.
 class RawSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """events.RawSale."""
 
