@@ -4,9 +4,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from aiokafka import ConsumerRecord
+from sales_common.codec import (
+    RawSaleStruct,
+    RejectedSaleStruct,
+    ViolationStruct,
+    decode_rejected,
+    encode_struct,
+)
 from sales_common.events import (
-    RawSale,
-    Violation,
+    RejectedSale,
     decode,
     encode,
     event_id_for,
@@ -20,11 +26,13 @@ from sales_common.rejections import (
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-BROKEN = [Violation(field="product", rule="prefix", message="product must start with 'Halal'")]
+BROKEN = [
+    ViolationStruct(field="product", rule="prefix", message="product must start with 'Halal'")
+]
 
 
-def raw(**fields: str) -> RawSale:
-    return RawSale(
+def raw(**fields: str) -> RawSaleStruct:
+    return RawSaleStruct(
         upload_id="u1",
         row_number=4,
         fields=fields,
@@ -50,6 +58,12 @@ SALE = ReusedTransactionId(
 )
 
 
+def assert_is_a_contract_record(rejection: RejectedSaleStruct) -> None:
+    """What a builder makes is a `sales.rejected` record to the contract, byte for byte."""
+    wire = encode_struct(rejection)
+    assert encode(decode(RejectedSale, wire)) == wire
+
+
 def test_rejected_row_keeps_every_violation_and_is_identified_by_its_row() -> None:
     rejection = rejected_row(
         raw(product="Pork", price="1", quantity="1", transaction_id="T-1"), BROKEN, None, None, NOW
@@ -60,7 +74,8 @@ def test_rejected_row_keeps_every_violation_and_is_identified_by_its_row() -> No
     assert rejection.event_id == event_id_for("u1", 4, None) != event_id_for("u1", 4, "T-1")
     assert rejection.fields["transaction_id"] == "T-1"
     assert rejection.source is None
-    assert decode(type(rejection), encode(rejection)) == rejection
+    assert decode_rejected(encode_struct(rejection)) == rejection
+    assert_is_a_contract_record(rejection)
 
 
 def test_rejected_row_replaces_the_customer_id_by_its_hash() -> None:
@@ -74,6 +89,7 @@ def test_rejected_row_replaces_the_customer_id_by_its_hash() -> None:
 
 def test_duplicate_transaction_id_names_the_row_that_stored_it_first() -> None:
     rejection = duplicate_transaction_id(SALE, NOW)
+    assert_is_a_contract_record(rejection)
     assert [(v.field, v.rule, v.message) for v in rejection.violations] == [
         ("transaction_id", "duplicate", "transaction_id already stored from upload u1 row 2")
     ]
@@ -121,6 +137,7 @@ def consumed(topic: str, partition: int, offset: int) -> ConsumerRecord[bytes, b
 
 def test_unreadable_record_has_no_row_and_a_bounded_reason() -> None:
     rejection = unreadable(consumed("sales.raw", 2, 17), "not a record: " + "x" * 500, NOW)
+    assert_is_a_contract_record(rejection)
     assert (rejection.upload_id, rejection.row_number, rejection.fields) == (None, None, {})
     assert rejection.source == "sales.raw/2/17"
     [violation] = rejection.violations

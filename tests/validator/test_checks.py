@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sales_common.events import RawSale
+from sales_common.codec import RawSaleStruct
 from validator.config import RuleSettings
 from validator.rules import (
     FIELD_RULES,
@@ -145,8 +145,8 @@ def test_parse_messages_quote_at_most_40_characters() -> None:
     assert day.message("2026-13-05") == "date is not YYYY-MM-DD: '2026-13-05'"
 
 
-def raw_row(fields: dict[str, str], field_count: int = 3) -> RawSale:
-    return RawSale(
+def raw_row(fields: dict[str, str], field_count: int = 3) -> RawSaleStruct:
+    return RawSaleStruct(
         upload_id="u1",
         row_number=1,
         fields=fields,

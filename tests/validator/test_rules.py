@@ -2,11 +2,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from pydantic import SecretStr
-from sales_common.events import RawSale, RejectedSale, ValidatedSale
+from pydantic import SecretStr, ValidationError
+from sales_common.codec import ValidatedSaleStruct, decode_raw, encode_struct
+from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
 from sales_common.pii import CustomerHasher, PiiSettings
+from validator import rules
 from validator.config import RuleSettings
-from validator.rules import validate
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))
@@ -27,6 +28,17 @@ def raw_row(fields: dict[str, str], row: int = 1, columns: int | None = None) ->
 
 def raw(**fields: str) -> RawSale:
     return raw_row(fields)
+
+
+def validate(
+    raw: RawSale, settings: RuleSettings, hasher: CustomerHasher, now: datetime
+) -> ValidatedSale | RejectedSale:
+    """The rules as the validator runs them (the record decoded and the result encoded by the
+    hot path), read back through the contract, as every reader of the topics reads them."""
+    result = rules.validate(decode_raw(encode(raw)), settings, hasher, now)
+    if isinstance(result, ValidatedSaleStruct):
+        return decode(ValidatedSale, encode_struct(result))
+    return decode(RejectedSale, encode_struct(result))
 
 
 def rules_broken(result: ValidatedSale | RejectedSale) -> list[tuple[str, str]]:
@@ -141,3 +153,9 @@ def test_bad_date_is_reported() -> None:
         raw(product="Halal X", price="1", quantity="1", date="2026-13-05"), RULES, HASHER, NOW
     )
     assert rules_broken(result) == [("date", "date")]
+
+
+def test_a_quantity_minimum_below_the_contract_is_refused() -> None:
+    # The contract's sales have quantity >= 1; the hot path writes what the rules let through.
+    with pytest.raises(ValidationError):
+        RuleSettings(quantity_min=0)

@@ -1,5 +1,6 @@
 """How every `sales.rejected` record (`RejectedSale`, in events.py) is made: one builder per
-kind of rejection.
+kind of rejection. They build the hot path's form, `RejectedSaleStruct` (codec.py), which
+encodes to the same bytes as the model.
 
 - `rejected_row`: a row that broke business rules (validator);
 - `duplicate_transaction_id`: a valid row whose transaction_id was already stored from another
@@ -18,27 +19,22 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from sales_common.events import (
-    RawSale,
-    RejectedSale,
-    Violation,
-    event_id_for,
-    event_id_for_source,
-)
+from sales_common.codec import RawSaleStruct, RejectedSaleStruct, ViolationStruct
+from sales_common.events import event_id_for, event_id_for_source
 
 
 def rejected_row(
-    raw: RawSale,
-    violations: list[Violation],
+    raw: RawSaleStruct,
+    violations: list[ViolationStruct],
     customer_hash: str | None,
     pii_key_id: str | None,
     now: datetime,
-) -> RejectedSale:
+) -> RejectedSaleStruct:
     """A row with every rule it broke; its customer id replaced by `customer_hash`."""
     fields = dict(raw.fields)
     if "customer_id" in fields:
         fields["customer_id"] = customer_hash or ""
-    return RejectedSale(
+    return RejectedSaleStruct(
         event_id=event_id_for(raw.upload_id, raw.row_number, None),
         upload_id=raw.upload_id,
         row_number=raw.row_number,
@@ -67,7 +63,7 @@ class ReusedTransactionId:
     first_row_number: int
 
 
-def duplicate_transaction_id(sale: ReusedTransactionId, now: datetime) -> RejectedSale:
+def duplicate_transaction_id(sale: ReusedTransactionId, now: datetime) -> RejectedSaleStruct:
     """Not a replay (another row), so it is rejected, counted, rather than silently dropped."""
     fields = {
         "transaction_id": sale.transaction_id or "",
@@ -79,13 +75,13 @@ def duplicate_transaction_id(sale: ReusedTransactionId, now: datetime) -> Reject
         fields["customer_id"] = sale.customer_hash
     if sale.sale_date:
         fields["date"] = sale.sale_date.isoformat()
-    return RejectedSale(
+    return RejectedSaleStruct(
         event_id=event_id_for(sale.upload_id, sale.row_number, None),
         upload_id=sale.upload_id,
         row_number=sale.row_number,
         fields=fields,
         violations=[
-            Violation(
+            ViolationStruct(
                 field="transaction_id",
                 rule="duplicate",
                 message=f"transaction_id already stored from upload {sale.first_upload_id} "
@@ -108,17 +104,17 @@ class KafkaPosition(Protocol):
     def offset(self) -> int: ...
 
 
-def unreadable(record: KafkaPosition, message: str, now: datetime) -> RejectedSale:
+def unreadable(record: KafkaPosition, message: str, now: datetime) -> RejectedSaleStruct:
     """A poison message (not a valid record at all), kept with the reason, never blocking.
 
     Identified by where it was read (`source`), as it has no upload or row of its own.
     """
     source = f"{record.topic}/{record.partition}/{record.offset}"
-    return RejectedSale(
+    return RejectedSaleStruct(
         event_id=event_id_for_source(source),
         upload_id=None,
         fields={},
-        violations=[Violation(field="record", rule="unreadable", message=message[:300])],
+        violations=[ViolationStruct(field="record", rule="unreadable", message=message[:300])],
         source=source,
         rejected_at=now,
     )

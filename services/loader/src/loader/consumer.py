@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from sales_common.codec import decode_rejected, decode_validated
 from sales_common.db import is_transient_db_error
-from sales_common.events import RejectedSale, ValidatedSale, decode
 from sales_common.kafka import AssignmentGuard, LagGauge, poll_express_first, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
@@ -28,7 +28,13 @@ from sales_common.rejections import duplicate_transaction_id, unreadable
 
 from loader.config import LoaderSettings
 from loader.metrics import LoaderMetrics
-from loader.repository import LoaderRepository
+from loader.repository import (
+    LoaderRepository,
+    RejectionRow,
+    SaleRow,
+    rejection_row,
+    sale_row,
+)
 
 log = get_logger(__name__)
 
@@ -139,24 +145,27 @@ class LoaderLoop:
     async def _store(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
-        sales: list[ValidatedSale] = []
-        rejections: list[RejectedSale] = []
+        # Decoded straight into the rows COPY takes.
+        sales: list[SaleRow] = []
+        rejections: list[RejectionRow] = []
         for tp, records in batches.items():
             for record in records:
                 try:
                     if tp.topic in self._sales_topics:
-                        sales.append(decode(ValidatedSale, record.value or b""))
+                        sales.append(sale_row(decode_validated(record.value or b"")))
                     else:
-                        rejections.append(decode(RejectedSale, record.value or b""))
+                        rejections.append(rejection_row(decode_rejected(record.value or b"")))
                 except (ValidationError, ValueError) as exc:
-                    rejections.append(unreadable(record, f"not a valid record: {exc}", now))
+                    rejections.append(
+                        rejection_row(unreadable(record, f"not a valid record: {exc}", now))
+                    )
         next_offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         offsets = {(tp.topic, tp.partition): offset for tp, offset in next_offsets.items()}
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
                 sales_in, reused = await self._repo.store_sales(conn, sales)
-                extra = [duplicate_transaction_id(r, now) for r in reused]
+                extra = [rejection_row(duplicate_transaction_id(r, now)) for r in reused]
                 rejections_in = await self._repo.store_rejections(conn, rejections + extra)
                 await self._repo.save_offsets(conn, offsets)
             return sales_in, rejections_in

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import date, datetime
+from decimal import Decimal
 
 import asyncpg
-import orjson
+import msgspec
+from sales_common.codec import RejectedSaleStruct, ValidatedSaleStruct
 from sales_common.db import Connection, Pool
-from sales_common.events import RejectedSale, ValidatedSale
 from sales_common.rejections import ReusedTransactionId
 
 _SALES_COLUMNS = (
@@ -114,16 +116,36 @@ ON CONFLICT (group_id, topic, partition) DO UPDATE
 """
 
 
-def _sale_row(sale: ValidatedSale) -> tuple[object, ...]:
+# What COPY takes, in the order of _SALES_COLUMNS / _REJECTION_COLUMNS: the record's fields in
+# contract order, without schema_version; the decimals as Decimal, fields and violations as
+# JSON text for their jsonb columns.
+SaleRow = tuple[
+    str,
+    str,
+    int,
+    str | None,
+    str,
+    Decimal,
+    int,
+    Decimal,
+    str | None,
+    str | None,
+    date | None,
+    datetime,
+]
+RejectionRow = tuple[str, str | None, int | None, str, str, str | None, str | None, datetime]
+
+
+def sale_row(sale: ValidatedSaleStruct) -> SaleRow:
     return (
         sale.event_id,
         sale.upload_id,
         sale.row_number,
         sale.transaction_id,
         sale.product,
-        sale.price,
+        Decimal(sale.price),
         sale.quantity,
-        sale.amount,
+        Decimal(sale.amount),
         sale.customer_hash,
         sale.pii_key_id,
         sale.sale_date,
@@ -147,13 +169,16 @@ def _reused_transaction_id(row: asyncpg.Record) -> ReusedTransactionId:
     )
 
 
-def _rejection_row(rejection: RejectedSale) -> tuple[object, ...]:
+_JSON = msgspec.json.Encoder()
+
+
+def rejection_row(rejection: RejectedSaleStruct) -> RejectionRow:
     return (
         rejection.event_id,
         rejection.upload_id,
         rejection.row_number,
-        orjson.dumps(rejection.fields).decode(),
-        orjson.dumps([v.model_dump() for v in rejection.violations]).decode(),
+        _JSON.encode(rejection.fields).decode(),
+        _JSON.encode(rejection.violations).decode(),
         rejection.pii_key_id,
         rejection.source,
         rejection.rejected_at,
@@ -175,26 +200,22 @@ class LoaderRepository:
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
     async def store_sales(
-        self, conn: Connection, sales: list[ValidatedSale]
+        self, conn: Connection, sales: list[SaleRow]
     ) -> tuple[int, list[ReusedTransactionId]]:
         if not sales:
             return 0, []
-        await conn.copy_records_to_table(
-            "sales_stage", records=[_sale_row(s) for s in sales], columns=_SALES_COLUMNS
-        )
+        await conn.copy_records_to_table("sales_stage", records=sales, columns=_SALES_COLUMNS)
         inserted: int = await conn.fetchval(_MERGE_SALES)
         if inserted == len(sales):  # nothing was skipped, so no transaction_id was reused
             return inserted, []
         reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
         return inserted, [_reused_transaction_id(row) for row in reused]
 
-    async def store_rejections(self, conn: Connection, rejections: list[RejectedSale]) -> int:
+    async def store_rejections(self, conn: Connection, rejections: list[RejectionRow]) -> int:
         if not rejections:
             return 0
         await conn.copy_records_to_table(
-            "rejections_stage",
-            records=[_rejection_row(r) for r in rejections],
-            columns=_REJECTION_COLUMNS,
+            "rejections_stage", records=rejections, columns=_REJECTION_COLUMNS
         )
         inserted: int = await conn.fetchval(_MERGE_REJECTIONS)
         return inserted

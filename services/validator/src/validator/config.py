@@ -17,7 +17,9 @@ class RuleSettings(BaseModel):
     # loader (and past 27 digits the validator) on every retry: a poison pill, not a sale.
     price_max: Decimal = Decimal("9999999999.99")
     price_max_decimals: int = 2
-    quantity_min: int = 1
+    # A sale's quantity is at least 1 by contract, and the hot path does not check its own
+    # output against the contract row by row: a lower minimum is refused at start-up.
+    quantity_min: int = Field(default=1, ge=1)
     quantity_max: int = 100
 
 

@@ -26,14 +26,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
 from pydantic import ValidationError
-from sales_common.events import (
-    RawSale,
-    RejectedSale,
-    ValidatedSale,
-    decode,
-    encode,
-    record_headers,
+from sales_common.codec import (
+    RejectedSaleStruct,
+    ValidatedSaleStruct,
+    decode_raw,
+    encode_struct,
 )
+from sales_common.events import record_headers
 from sales_common.kafka import (
     AssignmentGuard,
     KeyedBatches,
@@ -160,22 +159,22 @@ class ValidatorLoop:
 
     def _transform(
         self, records: list[ConsumerRecord], now: datetime
-    ) -> list[ValidatedSale | RejectedSale]:
-        results: list[ValidatedSale | RejectedSale] = []
+    ) -> list[ValidatedSaleStruct | RejectedSaleStruct]:
+        results: list[ValidatedSaleStruct | RejectedSaleStruct] = []
         for record in records:
             try:
-                raw = decode(RawSale, record.value or b"")
+                raw = decode_raw(record.value or b"")
                 results.append(validate(raw, self._settings.rules, self._hasher, now))
             except (ValidationError, ValueError) as exc:
                 results.append(unreadable(record, f"not a sales.raw record: {exc}", now))
         return results
 
-    def _count(self, results: list[ValidatedSale | RejectedSale]) -> None:
+    def _count(self, results: list[ValidatedSaleStruct | RejectedSaleStruct]) -> None:
         # Tallied first: a labelled counter lookup per row cost more than the rules did.
         outcomes: Counter[str] = Counter()
         rules: Counter[str] = Counter()
         for result in results:
-            if isinstance(result, RejectedSale):
+            if isinstance(result, RejectedSaleStruct):
                 outcomes["unreadable" if result.upload_id is None else "rejected"] += 1
                 rules.update(violation.rule for violation in result.violations)
             else:
@@ -200,9 +199,11 @@ class ValidatorLoop:
                 batches = KeyedBatches(producer)
                 for result in results:
                     topic = (
-                        topics.rejected if isinstance(result, RejectedSale) else topics.validated
+                        topics.rejected
+                        if isinstance(result, RejectedSaleStruct)
+                        else topics.validated
                     )
-                    key, value = result.event_id.encode(), encode(result)
+                    key, value = result.event_id.encode(), encode_struct(result)
                     await batches.add(topic, key, value, _HEADERS)
                     if express:
                         await batches.add(topics.priority_of(topic), key, value, _HEADERS)

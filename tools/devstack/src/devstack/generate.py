@@ -6,10 +6,15 @@ two rules each, in rotation, so every rule is exercised.
 
 from __future__ import annotations
 
+import csv
 import random
+import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import orjson
+from sales_common.events import RawRecords
 
 HEADER = "transaction_id,date,customer_id,product,price,quantity\n"
 PRODUCTS = (
@@ -56,3 +61,18 @@ def write(path: Path, count: int, invalid_share: float = 0.1, seed: int = 7) -> 
         handle.write(HEADER)
         handle.writelines(rows(count, invalid_share, seed))
     return path
+
+
+def raw_records(count: int, invalid_share: float = 0.1, seed: int = 7) -> list[bytes]:
+    """The `sales.raw` records ingest writes for `rows(count, invalid_share, seed)`: one upload,
+    rows numbered from 1, received_at as an ISO string. For tests and benchmarks of the
+    stages after ingest."""
+    lines = csv.reader([HEADER, *rows(count, invalid_share, seed)])
+    columns = next(lines)
+    upload = str(uuid.UUID(int=seed))
+    received_at = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC).isoformat()
+    records = RawRecords(upload, len(columns), "generated.csv", received_at)
+    return [
+        records.encode(n, orjson.dumps(dict(zip(columns, cells, strict=False))), len(cells))
+        for n, cells in enumerate(lines, 1)
+    ]

@@ -1,0 +1,141 @@
+"""The hot path's form of the three topic records: msgspec Structs, one per contract in events.py.
+
+The pydantic models in events.py stay the contract (docs/schemas is generated from them, and
+the HTTP API uses pydantic). The validator and the loader read and write Structs instead: it
+halved the validator's work per row (decode, rules, encode) and the loader's decoding
+(`python -m bench.hot_path`). Each Struct has the fields of its model, in the same order, with
+the same defaults and constraints, so it writes the same bytes; tests/common/test_codec.py
+proves it, field by field and byte by byte.
+
+Decoding trusts the Struct only for the form our own producers write. Anything else it
+refuses (a JSON number for a price, "1.0" for a row number, a NaN price) goes to the
+contract, which has the last word: it raises pydantic's ValidationError, or its accepted
+record is re-encoded in the canonical form and decoded here. So the hot path accepts exactly
+what the contract accepts, with the same values but for the one difference below.
+
+Prices and amounts stay exact decimal strings, as pydantic's JSON mode writes them: a Struct
+`Decimal` field would also take JSON numbers (parsed exactly, where pydantic goes through a
+float) and "NaN", which numeric columns accept.
+
+One documented difference: a timestamp written with more than 6 fractional digits is rounded
+to the microsecond here and truncated by pydantic. Python datetimes hold microseconds, so no
+producer writes such a timestamp; the test pins it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
+
+# The constraints of the models' fields. `\Z`, not `$`: Python's `$` also matches before a
+# final newline, pydantic's (Rust) regex does not.
+_RowNumber = Annotated[int, msgspec.Meta(ge=1)]
+_Quantity = Annotated[int, msgspec.Meta(ge=1)]
+_HexDigest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
+
+
+# Every Struct: forbid_unknown_fields as the contract's extra="forbid"; kw_only, so that fields
+# keep the models' order (hence the same bytes) whatever has a default (msgspec does not
+# inherit it, so each class says it); gc=False: records hold no reference cycles, so the
+# collector need not track them.
+class RawSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """events.RawSale."""
+
+    schema_version: Literal[1] = 1
+    upload_id: str
+    row_number: _RowNumber
+    fields: dict[str, str]
+    field_count: int
+    column_count: int
+    source_filename: str
+    received_at: datetime
+
+
+class ValidatedSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """events.ValidatedSale; `price` and `amount` are the exact decimals as written."""
+
+    schema_version: Literal[1] = 1
+    event_id: str
+    upload_id: str
+    row_number: _RowNumber
+    transaction_id: str | None = None
+    product: str
+    price: str
+    quantity: _Quantity
+    amount: str
+    customer_hash: _HexDigest | None = None
+    pii_key_id: str | None = None
+    sale_date: date | None = None
+    validated_at: datetime
+
+
+class ViolationStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """events.Violation."""
+
+    field: str
+    rule: str
+    message: str
+
+
+class RejectedSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """events.RejectedSale."""
+
+    schema_version: Literal[1] = 1
+    event_id: str
+    upload_id: str | None
+    row_number: int | None = None
+    fields: dict[str, str]
+    violations: Annotated[list[ViolationStruct], msgspec.Meta(min_length=1)]
+    pii_key_id: str | None = None
+    source: str | None = None
+    rejected_at: datetime
+
+
+_ENCODER = msgspec.json.Encoder()
+_RAW = msgspec.json.Decoder(RawSaleStruct)
+_VALIDATED = msgspec.json.Decoder(ValidatedSaleStruct)
+_REJECTED = msgspec.json.Decoder(RejectedSaleStruct)
+
+
+def encode_struct(record: RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct) -> bytes:
+    """The same bytes as events.encode of the record's model."""
+    return _ENCODER.encode(record)
+
+
+def decode_raw(payload: bytes) -> RawSaleStruct:
+    """A `sales.raw` record; raises pydantic's ValidationError for what the contract refuses."""
+    try:
+        return _RAW.decode(payload)
+    except msgspec.MsgspecError:
+        return _RAW.decode(encode(decode(RawSale, payload)))
+
+
+def _plain_decimal(text: str) -> bool:
+    """Digits with at most one point, as the validator writes a price: a string that
+    Decimal() and pydantic read alike. Anything else goes to the contract."""
+    return text.isascii() and text.replace(".", "", 1).isdigit()
+
+
+def decode_validated(payload: bytes) -> ValidatedSaleStruct:
+    """A `sales.validated` record; raises pydantic's ValidationError for what the contract
+    refuses. Its `price` and `amount` are then strings that Decimal() takes."""
+    try:
+        sale = _VALIDATED.decode(payload)
+        if _plain_decimal(sale.price) and _plain_decimal(sale.amount):
+            return sale
+    except msgspec.MsgspecError:
+        pass
+    return _VALIDATED.decode(encode(decode(ValidatedSale, payload)))
+
+
+def decode_rejected(payload: bytes) -> RejectedSaleStruct:
+    """A `sales.rejected` record; raises pydantic's ValidationError for what the contract
+    refuses."""
+    try:
+        return _REJECTED.decode(payload)
+    except msgspec.MsgspecError:
+        return _REJECTED.decode(encode(decode(RejectedSale, payload)))
