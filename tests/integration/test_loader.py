@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 from loader.config import LoaderSettings
 from loader.main import create_app
+from loader.repository import LoaderRepository
+from sales_common.db import close_pool, create_pool, register_json_codecs
 from sales_common.events import RejectedSale, ValidatedSale, Violation, encode, event_id_for
 from sales_common.settings import KafkaSettings, PostgresSettings
 
@@ -206,3 +208,47 @@ async def test_reused_transaction_id_is_rejected_not_lost(
     assert await conn.fetchval("SELECT count(*) FROM sales") == 1
     violations = await conn.fetchval("SELECT violations::text FROM rejections WHERE row_number = 2")
     assert '"rule": "duplicate"' in violations
+
+
+async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
+    postgres_settings: PostgresSettings, conn: asyncpg.Connection
+) -> None:
+    """A batch is inserted plainly first; a stored event in it fails that INSERT, and the
+    batch is merged again skipping it: the new rows land once, and every aggregate and
+    counter moves by them alone."""
+    upload = str(uuid.uuid4())
+    await create_upload(conn, upload, 4)
+    first = sale(upload, 1, "Halal A", "2.00", 1)
+    batches = [
+        ([first], [rejection(upload, 4, "required")]),
+        (
+            [sale(upload, 2, "Halal A", "3.00", 2), first, sale(upload, 3, "Halal B", "1.00", 1)],
+            [rejection(upload, 4, "required")],
+        ),
+    ]
+    pool = await create_pool(postgres_settings, init=register_json_codecs)
+    try:
+        repo = LoaderRepository(pool, "loader")
+        stored = []
+        for sales, rejections in batches:
+            async with repo.transaction() as tx:
+                sales_in, reused = await repo.store_sales(tx, sales)
+                stored.append((sales_in, reused, await repo.store_rejections(tx, rejections)))
+    finally:
+        await close_pool(pool)
+
+    assert stored == [(1, [], 1), (2, [], 0)]
+    assert await conn.fetchval("SELECT count(*) FROM sales") == 3
+    assert pairs(await conn.fetch("SELECT product, total_amount FROM product_totals")) == {
+        "Halal A": Decimal("8.00"),
+        "Halal B": Decimal("1.00"),
+    }
+    assert await conn.fetchval("SELECT sales_count FROM daily_totals") == 3
+    status = await conn.fetchrow("SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload))
+    assert status is not None
+    assert (status["status"], status["valid_count"], status["rejected_count"]) == ("complete", 3, 1)
+    assert status["valid_amount"] == Decimal("9.00")
+    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 1
+    assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
+        "required": 1
+    }
