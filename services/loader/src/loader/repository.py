@@ -38,11 +38,14 @@ _REJECTION_COLUMNS = (
     "rejected_at",
 )
 
-_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS sales_stage (LIKE sales INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS rejections_stage (LIKE rejections INCLUDING DEFAULTS)
-    ON COMMIT DELETE ROWS;
-"""
+# The staged columns with their types, nothing more: no loaded_at with its DEFAULT now() and no
+# NOT NULL checks, which COPY evaluated for every staged row and the INSERT does again.
+_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS sales_stage ON COMMIT DELETE ROWS
+    AS SELECT {", ".join(_SALES_COLUMNS)} FROM sales WITH NO DATA;
+CREATE TEMP TABLE IF NOT EXISTS rejections_stage ON COMMIT DELETE ROWS
+    AS SELECT {", ".join(_REJECTION_COLUMNS)} FROM rejections WITH NO DATA;
+"""  # noqa: S608 - identifiers are module constants
 
 
 class _Merge(NamedTuple):
