@@ -102,13 +102,16 @@ async def _assigned(consumer: AIOKafkaConsumer) -> bool:
 
 
 async def produce(
-    settings: KafkaSettings, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+    settings: KafkaSettings,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes]],
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in records:
-            await producer.send(topic, value=value, key=key)
+            await producer.send(topic, value=value, key=key, headers=headers)
         await producer.flush()
     finally:
         await producer.stop()

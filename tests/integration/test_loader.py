@@ -11,7 +11,17 @@ import asyncpg
 import pytest
 from loader.config import LoaderSettings
 from loader.main import create_app
-from sales_common.events import RejectedSale, ValidatedSale, Violation, encode, event_id_for
+from loader.repository import LoaderRepository, rejection_row, sale_row
+from sales_common.codec import decode_rejected, decode_validated
+from sales_common.db import close_pool, create_pool, register_json_codecs
+from sales_common.events import (
+    EXPRESS_COPY,
+    RejectedSale,
+    ValidatedSale,
+    Violation,
+    encode,
+    event_id_for,
+)
 from sales_common.settings import KafkaSettings, PostgresSettings
 
 from tests.helpers import eventually, produce, serve
@@ -187,6 +197,39 @@ async def test_resumes_from_offsets_stored_in_postgres(
     assert await conn.fetchval("SELECT sales_count FROM product_totals") == 4
 
 
+async def test_an_express_copy_is_skipped_and_its_twin_stored_once(
+    settings: LoaderSettings, conn: asyncpg.Connection
+) -> None:
+    """A small upload's rows reach the loader twice: the twin in the express lane and the
+    copy in sales.validated marked EXPRESS_COPY, written in one validator transaction. The
+    loader stores the twin and skips the copy (it never reaches the database)."""
+    upload = str(uuid.uuid4())
+    await create_upload(conn, upload, 2)
+    topics = settings.kafka.topics
+    rows = [sale(upload, 1, "Halal A", "1.00", 1), sale(upload, 2, "Halal A", "2.00", 1)]
+    records = [(s.event_id.encode(), encode(s)) for s in rows]
+    # A marked copy without a twin cannot come from the validator; here it proves the skip.
+    lone = sale(str(uuid.uuid4()), 1, "Halal Lone", "9.00", 1)
+    copies = [*records, (lone.event_id.encode(), encode(lone))]
+    await produce(settings.kafka, topics.validated, copies, headers=[EXPRESS_COPY])
+    await produce(settings.kafka, topics.validated_priority, records)
+    async with serve(create_app(settings)):
+        await upload_complete(conn, upload)
+        await eventually(
+            lambda: conn.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = $1",
+                topics.validated,
+            ),
+            lambda n: n == 3,
+            what="the three copies consumed",
+        )
+    assert await conn.fetchval("SELECT count(*) FROM sales") == 2
+    assert await conn.fetchval("SELECT valid_count FROM uploads") == 2
+    assert pairs(await conn.fetch("SELECT product, sales_count FROM product_totals")) == {
+        "Halal A": 2
+    }
+
+
 async def test_reused_transaction_id_is_rejected_not_lost(
     settings: LoaderSettings, conn: asyncpg.Connection
 ) -> None:
@@ -206,3 +249,50 @@ async def test_reused_transaction_id_is_rejected_not_lost(
     assert await conn.fetchval("SELECT count(*) FROM sales") == 1
     violations = await conn.fetchval("SELECT violations::text FROM rejections WHERE row_number = 2")
     assert '"rule": "duplicate"' in violations
+
+
+async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
+    postgres_settings: PostgresSettings, conn: asyncpg.Connection
+) -> None:
+    """A batch is inserted plainly first; a stored event in it fails that INSERT, and the
+    batch is merged again skipping it: the new rows land once, and every aggregate and
+    counter moves by them alone."""
+    upload = str(uuid.uuid4())
+    await create_upload(conn, upload, 4)
+    first = sale(upload, 1, "Halal A", "2.00", 1)
+    batches = [
+        ([first], [rejection(upload, 4, "required")]),
+        (
+            [sale(upload, 2, "Halal A", "3.00", 2), first, sale(upload, 3, "Halal B", "1.00", 1)],
+            [rejection(upload, 4, "required")],
+        ),
+    ]
+    pool = await create_pool(postgres_settings, init=register_json_codecs)
+    try:
+        repo = LoaderRepository(pool, "loader")
+        stored = []
+        for sales, rejections in batches:
+            async with repo.transaction() as tx:
+                # The rows the loop copies: each record through the hot-path decoder.
+                sale_rows = [sale_row(decode_validated(encode(s))) for s in sales]
+                rejection_rows = [rejection_row(decode_rejected(encode(r))) for r in rejections]
+                sales_in, reused = await repo.store_sales(tx, sale_rows)
+                stored.append((sales_in, reused, await repo.store_rejections(tx, rejection_rows)))
+    finally:
+        await close_pool(pool)
+
+    assert stored == [(1, [], 1), (2, [], 0)]
+    assert await conn.fetchval("SELECT count(*) FROM sales") == 3
+    assert pairs(await conn.fetch("SELECT product, total_amount FROM product_totals")) == {
+        "Halal A": Decimal("8.00"),
+        "Halal B": Decimal("1.00"),
+    }
+    assert await conn.fetchval("SELECT sales_count FROM daily_totals") == 3
+    status = await conn.fetchrow("SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload))
+    assert status is not None
+    assert (status["status"], status["valid_count"], status["rejected_count"]) == ("complete", 3, 1)
+    assert status["valid_amount"] == Decimal("9.00")
+    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 1
+    assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
+        "required": 1
+    }

@@ -20,6 +20,9 @@ CONTENT_TYPE = "application/json"
 # Header names carried by every record, so consumers can route without parsing the body.
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_SCHEMA_VERSION = "schema-version"
+# On a public-topic record whose twin is in the express lane (docs/EXACTLY_ONCE.md): the
+# loader stores the twin and skips this copy. Other readers may ignore it.
+EXPRESS_COPY = ("lane", b"express")
 
 REQUIRED_COLUMNS = ("product", "price", "quantity")
 OPTIONAL_COLUMNS = ("customer_id", "date", "transaction_id")
@@ -133,11 +136,12 @@ def decode(model: type[ContractT], payload: bytes) -> ContractT:
     return model.model_validate_json(payload)
 
 
-def record_headers() -> list[tuple[str, bytes]]:
-    return [
+def record_headers(express_copy: bool = False) -> list[tuple[str, bytes]]:
+    headers = [
         (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
         (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
     ]
+    return [*headers, EXPRESS_COPY] if express_copy else headers
 
 
 def event_id_for(upload_id: str, row_number: int, transaction_id: str | None) -> str:

@@ -51,6 +51,7 @@ from validator.rules import validate
 
 log = get_logger(__name__)
 _HEADERS = record_headers()
+_EXPRESS_COPY_HEADERS = record_headers(express_copy=True)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -204,9 +205,11 @@ class ValidatorLoop:
                         else topics.validated
                     )
                     key, value = result.event_id.encode(), encode_struct(result)
-                    await batches.add(topic, key, value, _HEADERS)
                     if express:
+                        await batches.add(topic, key, value, _EXPRESS_COPY_HEADERS)
                         await batches.add(topics.priority_of(topic), key, value, _HEADERS)
+                    else:
+                        await batches.add(topic, key, value, _HEADERS)
                 await batches.flush()
                 await producer.send_offsets_to_transaction(
                     {tp: records[-1].offset + 1}, self._settings.group_id
