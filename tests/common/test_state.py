@@ -81,6 +81,6 @@ async def test_a_missing_scope_is_refused_through_the_typed_state() -> None:
 def test_a_state_of_another_type_is_refused() -> None:
     scope = {"type": "http", "state": OtherState(readiness_checks={}).lifespan_state()}
     request = Request(scope)
-    assert isinstance(ServiceState.from_request(request), OtherState)
+    assert isinstance(ServiceState.of(request), OtherState)
     with pytest.raises(TypeError, match="OtherState, not ExampleState"):
-        ExampleState.from_request(request)
+        ExampleState.of(request)

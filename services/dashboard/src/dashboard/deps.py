@@ -9,7 +9,6 @@ from sales_common.auth import SCOPE_SALES_READ, Principal, TokenIssuer, require_
 
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
-from dashboard.service import SummaryCache
 from dashboard.state import DashboardState
 from dashboard.throttle import LoginThrottle
 
@@ -21,5 +20,4 @@ SettingsDep = Annotated[DashboardSettings, Depends(_part(lambda s: s.settings))]
 RepositoryDep = Annotated[DashboardRepository, Depends(_part(lambda s: s.repository))]
 IssuerDep = Annotated[TokenIssuer, Depends(_part(lambda s: s.token_issuer))]
 ThrottleDep = Annotated[LoginThrottle, Depends(_part(lambda s: s.login_throttle))]
-SummaryCacheDep = Annotated[SummaryCache, Depends(_part(lambda s: s.summary_cache))]
 ReaderDep = Annotated[Principal, Depends(require_scope(SCOPE_SALES_READ))]
