@@ -340,12 +340,21 @@ async def test_a_stalled_body_is_answered_408_and_the_upload_fails(
     assert await consume_quiet(settings.kafka, raw_lanes(settings)) == []
 
 
-async def test_the_janitor_fences_and_fails_an_upload_its_dead_instance_left_open(
-    settings: IngestSettings, database: str
+@pytest.mark.parametrize(
+    ("died", "expected"),
+    [
+        ("before recording its commit probe", "failed"),
+        ("after recording its probe, before committing", "failed"),
+        ("after committing, before marking it processing", "processing"),
+    ],
+)
+async def test_the_janitor_settles_an_upload_its_dead_instance_left_committing(
+    settings: IngestSettings, database: str, died: str, expected: str
 ) -> None:
-    """A dead instance's upload: 'committing', lease run out, its transaction still open on
-    sales.raw. The janitor must abort that transaction (readers behind it move on) and mark
-    the upload failed."""
+    """A dead instance's upload: 'committing', lease run out, its transaction open or just
+    committed on sales.raw. The janitor fences the transaction (readers behind it move on)
+    and settles the upload by the transaction's outcome: a committed one is not failed, so
+    its content stays claimed and the loader completes it."""
     settings.leases.janitor_every_s = 0.2
     upload_id = uuid.uuid4()
     topic = settings.kafka.topics.raw
@@ -354,13 +363,18 @@ async def test_the_janitor_fences_and_fails_an_upload_its_dead_instance_left_ope
     )
     await zombie.start()
     await zombie.begin_transaction()
-    await zombie.send_and_wait(topic, b"a row of the dead upload", key=b"k", partition=0)
+    sent = await zombie.send_and_wait(topic, b"a row of the dead upload", key=b"k", partition=0)
+    probe = None if died.startswith("before") else f"{topic}/0/{sent.offset}"
+    if expected == "processing":
+        await zombie.commit_transaction()
     conn = await asyncpg.connect(database)
     try:
         await conn.execute(
-            "INSERT INTO uploads (upload_id, filename, status, lease_until)"
-            " VALUES ($1, 'dead.csv', 'committing', now() - interval '1 second')",
+            "INSERT INTO uploads (upload_id, filename, status, rows_total, commit_probe,"
+            " lease_until) VALUES ($1, 'dead.csv', 'committing', 1, $2,"
+            " now() - interval '1 second')",
             upload_id,
+            probe,
         )
     finally:
         await conn.close()
@@ -368,15 +382,21 @@ async def test_the_janitor_fences_and_fails_an_upload_its_dead_instance_left_ope
     try:
         async with serve(create_app(settings)):
             row = await eventually(
-                lambda: upload_row(database), lambda r: r["status"] == "failed", 30, "janitor"
+                lambda: upload_row(database),
+                lambda r: r["status"] != "committing",
+                30,
+                "janitor",
             )
     finally:
         with contextlib.suppress(KafkaError):
             await zombie.stop()
-    assert "abandoned while committing" in row["error"]
-    # The open transaction is aborted: a read_committed reader gets past it.
-    records = await consume(settings.kafka, topic, expected=1)
-    assert [r.value for r in records] == [b"committed after the dead upload"]
+    assert row["status"] == expected
+    if expected == "failed":
+        assert "abandoned while committing" in row["error"]
+    # Either way the transaction is settled: a read_committed reader gets past it.
+    records = await consume(settings.kafka, topic, expected=1 if expected == "failed" else 2)
+    assert [r.value for r in records][-1] == b"committed after the dead upload"
+    assert len(records) == (1 if expected == "failed" else 2)
 
 
 async def produce_committed(settings: IngestSettings, topic: str, value: bytes) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -98,7 +98,7 @@ class KeyedBatches:
             # An empty batch takes any record; the broker enforces its own size limit.
             batch.append(key=key, value=value, timestamp=None, headers=headers)
 
-    async def flush(self) -> None:
+    async def flush(self) -> list[Any]:
         """Hand over every open batch, then wait until the broker acknowledged all of them.
 
         aiokafka commits a transaction even when one of its batches failed (the commit only
@@ -110,7 +110,7 @@ class KeyedBatches:
         for (topic, partition), batch in open_batches.items():
             await self._send(batch, topic, partition)
         sent, self._sent = self._sent, []
-        await asyncio.gather(*sent)
+        return list(await asyncio.gather(*sent))  # RecordMetadata of each batch
 
     async def _send(self, batch: BatchBuilder, topic: str, partition: int) -> None:
         self._sent.append(await self._producer.send_batch(batch, topic, partition=partition))

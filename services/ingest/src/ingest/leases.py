@@ -1,8 +1,10 @@
-"""Upload leases: this instance renews the uploads it works on, and fails those of dead ones.
+"""Upload leases: this instance renews the uploads it works on, and settles those of dead ones.
 
-Every instance runs both halves, so a kill -9 of one ingest replica leaves nothing stuck:
-another replica (or the same one restarted) finds the upload within a lease and a scan,
-fences its Kafka transaction and marks it failed.
+Every instance runs both loops, so a kill -9 of one ingest replica leaves nothing stuck:
+another replica (or the same one restarted) finds the upload once its lease ran out, fences
+its Kafka transaction and decides by the transaction's outcome: committed uploads go on to
+'processing', the others fail. Two loops, so a slow fence never delays this instance's own
+renewals.
 """
 
 from __future__ import annotations
@@ -17,27 +19,46 @@ from sales_common.observability import Heartbeat
 
 from ingest.config import LeaseSettings
 from ingest.publisher import RawPublisher
-from ingest.repository import UploadsRepository
+from ingest.repository import Settled, UploadsRepository
 
 log = get_logger(__name__)
 
 
-class LeaseKeeper:
-    """A background loop: renew the leases this process holds, and run the janitor."""
+class _Loop:
+    """Run `turn()` every `every_s` until stopped; a failed turn is retried next time."""
+
+    def __init__(self, name: str, every_s: float, heartbeat: Heartbeat) -> None:
+        self._name = name
+        self._every_s = every_s
+        self._heartbeat = heartbeat
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            self._heartbeat.beat()
+            try:
+                await self.turn()
+            except Exception as exc:  # the database or broker is down: try again next turn
+                log.warning("lease_round_failed", loop=self._name, error=repr(exc)[:200])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._every_s)
+
+    async def turn(self) -> None:
+        raise NotImplementedError
+
+
+class LeaseKeeper(_Loop):
+    """Renews the lease of every upload this process is receiving or publishing."""
 
     def __init__(
-        self,
-        settings: LeaseSettings,
-        repository: UploadsRepository,
-        publisher: RawPublisher,
-        heartbeat: Heartbeat,
+        self, settings: LeaseSettings, repository: UploadsRepository, heartbeat: Heartbeat
     ) -> None:
-        self._settings = settings
+        super().__init__("leases", settings.renew_every_s, heartbeat)
         self._repo = repository
-        self._publisher = publisher
-        self._heartbeat = heartbeat
         self._held: set[UUID] = set()
-        self._stopping = asyncio.Event()
 
     @contextlib.contextmanager
     def hold(self, upload_id: UUID) -> Iterator[None]:
@@ -48,24 +69,34 @@ class LeaseKeeper:
         finally:
             self._held.discard(upload_id)
 
-    def stop(self) -> None:
-        self._stopping.set()
+    async def turn(self) -> None:
+        if self._held:
+            await self._repo.renew_leases(list(self._held))
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        period = min(self._settings.renew_every_s, self._settings.janitor_every_s)
-        next_scan = 0.0
-        while not self._stopping.is_set():
-            self._heartbeat.beat()
-            try:
-                if self._held:
-                    await self._repo.renew_leases(list(self._held))
-                if loop.time() >= next_scan:
-                    next_scan = loop.time() + self._settings.janitor_every_s
-                    failed = await self._repo.fail_abandoned(self._publisher.fence)
-                    if failed:
-                        log.warning("uploads_abandoned", upload_ids=[str(u) for u in failed])
-            except Exception as exc:  # the database or broker is down: try again next turn
-                log.warning("lease_round_failed", error=repr(exc)[:200])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), period)
+
+class Janitor(_Loop):
+    """Settles uploads whose instance stopped renewing their lease."""
+
+    def __init__(
+        self,
+        settings: LeaseSettings,
+        repository: UploadsRepository,
+        publisher: RawPublisher,
+        heartbeat: Heartbeat,
+    ) -> None:
+        super().__init__("janitor", settings.janitor_every_s, heartbeat)
+        self._repo = repository
+        self._publisher = publisher
+
+    async def settle(self, upload_id: UUID, probe: str | None) -> Settled:
+        await self._publisher.fence(upload_id)
+        if probe is None:  # written just before the commit: the commit never began
+            return "aborted"
+        if probe == "":  # a header-only upload: its transaction held no record
+            return "committed"
+        return await self._publisher.outcome(probe)
+
+    async def turn(self) -> None:
+        settled = await self._repo.settle_abandoned(self.settle)
+        if settled:
+            log.warning("uploads_abandoned", outcomes={str(u): o for u, o in settled.items()})

@@ -16,7 +16,7 @@ from sales_common.observability import Heartbeat, install_observability
 
 from ingest.api import router
 from ingest.config import IngestSettings
-from ingest.leases import LeaseKeeper
+from ingest.leases import Janitor, LeaseKeeper
 from ingest.metrics import IngestMetrics
 from ingest.publisher import RawPublisher
 from ingest.repository import UploadsRepository
@@ -47,9 +47,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             stack.push_async_callback(probe.close)
             repository = UploadsRepository(pool, settings.leases.ttl_s)
             publisher = RawPublisher(settings)
-            heartbeat = Heartbeat()
-            leases = LeaseKeeper(settings.leases, repository, publisher, heartbeat)
-            await stack.enter_async_context(background_loop("leases", leases, heartbeat))
+            leases_beat, janitor_beat = Heartbeat(), Heartbeat()
+            leases = LeaseKeeper(settings.leases, repository, leases_beat)
+            janitor = Janitor(settings.leases, repository, publisher, janitor_beat)
+            await stack.enter_async_context(background_loop("leases", leases, leases_beat))
+            await stack.enter_async_context(background_loop("janitor", janitor, janitor_beat))
             service = UploadService(settings, repository, publisher, leases, metrics)
             stack.callback(service.close)
             state = IngestState(
@@ -60,7 +62,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                heartbeats={"leases": heartbeat},
+                heartbeats={"leases": leases_beat, "janitor": janitor_beat},
             )
             yield state.lifespan_state()
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal
 from uuid import UUID
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from sales_common.events import record_headers
 from sales_common.kafka import KeyedBatches
@@ -29,6 +31,17 @@ _YIELD_EVERY = 200
 
 def transactional_id(upload_id: UUID) -> str:
     return f"ingest-{upload_id}"
+
+
+# Called after every record is acknowledged, before the commit, with one record's
+# "topic/partition/offset"; False means this attempt no longer owns the upload: abort.
+BeforeCommit = Callable[[str], Awaitable[bool]]
+Outcome = Literal["committed", "aborted", "unknown"]
+_FENCE_TIMEOUT_S = 15.0
+
+
+class NotOwned(Exception):
+    """The upload was taken over (or failed) while this attempt was publishing."""
 
 
 class RawPublisher:
@@ -53,6 +66,7 @@ class RawPublisher:
         topic: str,
         records: Iterable[tuple[bytes, bytes]],
         timeout_s: float,
+        before_commit: BeforeCommit,
     ) -> None:
         """All of `records` in one committed transaction, or none of them (raises)."""
         producer = self._producer(upload_id, timeout_s)
@@ -68,7 +82,23 @@ class RawPublisher:
                     await batches.add(topic, key, value, _HEADERS)
                     if count % _YIELD_EVERY == 0:
                         await asyncio.sleep(0)
-                await batches.flush()
+                acknowledged = await batches.flush()
+                probe = (
+                    ""
+                    if not acknowledged
+                    else "/".join(
+                        str(x)
+                        for x in (
+                            acknowledged[0].topic,
+                            acknowledged[0].partition,
+                            acknowledged[0].offset,
+                        )
+                    )
+                )
+                # Checked after our producer's InitProducerId: a retry that took over before
+                # it is seen here; one after it fences this producer, so the commit fails.
+                if not await before_commit(probe):
+                    raise NotOwned(str(upload_id))
                 await producer.commit_transaction()
                 committed = True
             finally:
@@ -84,6 +114,35 @@ class RawPublisher:
         """Abort whatever transaction an earlier attempt of this upload left open."""
         producer = self._producer(upload_id, self._settings.transactions.min_timeout_s)
         try:
-            await producer.start()  # InitProducerId: aborts the open transaction, bumps the epoch
+            # InitProducerId: aborts the open transaction and bumps the epoch. Bounded: the
+            # janitor must not hang on a broker that does not answer.
+            await asyncio.wait_for(producer.start(), _FENCE_TIMEOUT_S)
         finally:
             await producer.stop()
+
+    async def outcome(self, probe: str, wait_s: float = 10.0) -> Outcome:
+        """Whether the fenced transaction that wrote `probe` (topic/partition/offset) was
+        committed: a read_committed reader returns that record, or moves past it when the
+        transaction was aborted. 'unknown' while an older open transaction hides it."""
+        topic, partition, offset = probe.rsplit("/", 2)
+        tp = TopicPartition(topic, int(partition))
+        consumer = AIOKafkaConsumer(
+            **self._settings.kafka.client_options(),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, int(offset))
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+                if any(r.offset == int(offset) for r in fetched.get(tp, [])):
+                    return "committed"
+                if await consumer.position(tp) > int(offset):
+                    return "aborted"
+            return "unknown"
+        finally:
+            await consumer.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -12,6 +13,9 @@ from sales_common.uploads import UploadStatus, fetch_upload
 
 class ContentAlreadyUploaded(Exception):
     pass
+
+
+Settled = Literal["committed", "aborted", "unknown"]
 
 
 class UploadsRepository:
@@ -46,12 +50,15 @@ class UploadsRepository:
         )
         return bool(status == "INSERT 0 1")
 
-    async def start_new_attempt(self, upload_id: UUID, filename: str) -> int:
-        attempt: int = await self._pool.fetchval(
+    async def start_new_attempt(self, upload_id: UUID, filename: str) -> int | None:
+        """Take the upload over for a new attempt; None when it is processing or complete
+        by now (an earlier attempt committed meanwhile: the caller replays it)."""
+        attempt: int | None = await self._pool.fetchval(
             "UPDATE uploads SET attempt = attempt + 1, status = 'receiving', filename = $2,"
-            " error = NULL, content_sha256 = NULL, rows_total = NULL,"
+            " error = NULL, content_sha256 = NULL, rows_total = NULL, commit_probe = NULL,"
             " lease_until = now() + make_interval(secs => $3)"
-            " WHERE upload_id = $1 RETURNING attempt",
+            " WHERE upload_id = $1 AND status IN ('receiving', 'committing', 'failed')"
+            " RETURNING attempt",
             upload_id,
             filename,
             self._lease_ttl_s,
@@ -86,10 +93,24 @@ class UploadsRepository:
             attempt,
         )
 
+    async def record_commit_probe(self, upload_id: UUID, attempt: int, probe: str) -> bool:
+        """Just before the Kafka commit: one record of the transaction, for the janitor.
+        False when this attempt no longer owns the upload."""
+        status = await self._pool.execute(
+            # Not 'failed' (the janitor's verdict); a header-only upload is 'complete' already.
+            "UPDATE uploads SET commit_probe = $3"
+            " WHERE upload_id = $1 AND attempt = $2 AND status <> 'failed'",
+            upload_id,
+            attempt,
+            probe,
+        )
+        return bool(status == "UPDATE 1")
+
     async def mark_failed(self, upload_id: UUID, attempt: int, error: str) -> None:
+        # Never over 'processing' or 'complete': those were committed to Kafka already.
         await self._pool.execute(
             "UPDATE uploads SET status = 'failed', error = $3"
-            " WHERE upload_id = $1 AND attempt = $2",
+            " WHERE upload_id = $1 AND attempt = $2 AND status IN ('receiving', 'committing')",
             upload_id,
             attempt,
             error,
@@ -116,28 +137,39 @@ class UploadsRepository:
             self._lease_ttl_s,
         )
 
-    async def fail_abandoned(
-        self, fence: Callable[[UUID], Awaitable[None]], limit: int = 20
-    ) -> list[UUID]:
-        """Fail uploads whose lease ran out (their instance died), fencing the Kafka
-        transaction of those that were publishing. The rows stay locked meanwhile and
-        SKIP LOCKED passes them by, so any number of janitors can run."""
+    async def settle_abandoned(
+        self, settle: Callable[[UUID, str | None], Awaitable[Settled]], limit: int = 20
+    ) -> dict[UUID, Settled]:
+        """Uploads whose lease ran out (their instance died): `settle` fences one that was
+        publishing and says whether its transaction committed. Committed ones go on to
+        'processing' (the loader completes them); the rest fail; 'unknown' ones wait for
+        the next round. The rows stay locked meanwhile and SKIP LOCKED passes them by, so
+        any number of janitors can run."""
+        settled: dict[UUID, Settled] = {}
         async with self._pool.acquire() as conn, conn.transaction():
             abandoned = await conn.fetch(
-                "SELECT upload_id, attempt, status FROM uploads"
+                "SELECT upload_id, attempt, status, commit_probe FROM uploads"
                 " WHERE status IN ('receiving', 'committing') AND lease_until < now()"
                 " ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
                 limit,
             )
             for row in abandoned:
+                probe = row["commit_probe"] if row["status"] == "committing" else None
+                outcome: Settled = "aborted"
                 if row["status"] == "committing":
-                    await fence(row["upload_id"])
+                    outcome = await settle(row["upload_id"], probe)
+                if outcome == "unknown":
+                    continue
+                settled[row["upload_id"]] = outcome
                 await conn.execute(
-                    "UPDATE uploads SET status = 'failed', error = $3"
+                    "UPDATE uploads SET status = $3, error = $4"
                     " WHERE upload_id = $1 AND attempt = $2",
                     row["upload_id"],
                     row["attempt"],
-                    f"abandoned while {row['status']}: the ingest instance stopped renewing"
-                    " its lease; retry with the same Idempotency-Key",
+                    "processing" if outcome == "committed" else "failed",
+                    None
+                    if outcome == "committed"
+                    else f"abandoned while {row['status']}: the ingest instance stopped"
+                    " renewing its lease; retry with the same Idempotency-Key",
                 )
-        return [row["upload_id"] for row in abandoned]
+        return settled

@@ -16,12 +16,15 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from uuid import UUID, uuid4
 
 from aiokafka.errors import KafkaError
 from sales_common.auth import Principal
+from sales_common.db import is_transient_db_error
 from sales_common.errors import ApiError, NotFound, ServiceUnavailable, UnprocessableContent
 from sales_common.events import RawRecords
+from sales_common.kafka import with_backoff
 from sales_common.logging import get_logger
 from sales_common.uploads import UploadStatus
 
@@ -30,7 +33,7 @@ from ingest.config import IngestSettings
 from ingest.csv_stream import CheckedRows, CsvProblem
 from ingest.leases import LeaseKeeper
 from ingest.metrics import IngestMetrics
-from ingest.publisher import RawPublisher
+from ingest.publisher import NotOwned, RawPublisher
 from ingest.repository import ContentAlreadyUploaded, UploadsRepository
 from ingest.spool import Spool, SpoolBudget, SpoolFull
 
@@ -156,6 +159,16 @@ class UploadService:
             await self._repo.mark_failed(upload_id, attempt, f"interrupted: {exc!r}"[:500])
             self._metrics.uploads.labels("failed").inc()
             raise
+        # Committed to Kafka: from here on nothing may mark the upload failed. Should this
+        # write not get through, the upload stays 'committing' and the janitor, reading the
+        # commit probe, moves it on to 'processing'.
+        if not outcome.duplicate:
+            await with_backoff(
+                lambda: self._repo.mark_processing(upload_id, attempt),
+                "mark processing",
+                transient=is_transient_db_error,
+                attempts=5,
+            )
         self._metrics.upload_seconds.observe(time.monotonic() - started)
         return outcome
 
@@ -183,9 +196,18 @@ class UploadService:
                             replayed=True,
                         ),
                     )
-                if existing["status"] == "committing":  # an earlier attempt may be publishing
-                    await self._publisher.fence(existing["upload_id"])
                 attempt = await self._repo.start_new_attempt(existing["upload_id"], filename)
+                if attempt is None:  # an earlier attempt committed meanwhile: a replay
+                    return await self._claim(scoped_key, filename, reload)
+                # An earlier attempt may be publishing: fence it. One that has not started its
+                # producer yet finds the new attempt when it records its commit probe.
+                if existing["status"] != "failed":
+                    try:
+                        await self._publisher.fence(existing["upload_id"])
+                    except (KafkaError, TimeoutError) as exc:
+                        raise ServiceUnavailable(
+                            "the message broker is unavailable; retry with the same Idempotency-Key"
+                        ) from exc
                 return existing["upload_id"], attempt, None
         upload_id = uuid4()
         if not await self._repo.create(upload_id, filename, scoped_key, reload):
@@ -209,13 +231,16 @@ class UploadService:
             small = received.rows <= self._settings.uploads.small_rows
             topics = self._settings.kafka.topics
             async with contextlib.nullcontext() if small else self._main_lane:
-                await self._publisher.publish(
-                    upload_id,
-                    topics.raw_priority if small else topics.raw,
-                    self._raw_records(received, upload_id, filename),
-                    self._publisher.timeout_s(spool.bytes),
-                )
-        await self._repo.mark_processing(upload_id, attempt)
+                try:
+                    await self._publisher.publish(
+                        upload_id,
+                        topics.raw_priority if small else topics.raw,
+                        self._raw_records(received, upload_id, filename),
+                        self._publisher.timeout_s(spool.bytes),
+                        partial(self._repo.record_commit_probe, upload_id, attempt),
+                    )
+                except NotOwned:
+                    raise UploadSuperseded(upload_id) from None
         self._metrics.uploads.labels("accepted").inc()
         self._metrics.rows.inc(received.rows)
         log.info(
