@@ -49,10 +49,6 @@ class TopicSettings(BaseModel):
         }
         return twins[topic]
 
-    @property
-    def priority_topics(self) -> frozenset[str]:
-        return frozenset((self.raw_priority, self.validated_priority, self.rejected_priority))
-
 
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"

@@ -18,8 +18,8 @@ from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 
 from ingest.config import LeaseSettings
-from ingest.publisher import RawPublisher
-from ingest.repository import Settled, UploadsRepository
+from ingest.publisher import RawPublisher, TransactionOutcome
+from ingest.repository import UploadsRepository
 
 log = get_logger(__name__)
 
@@ -88,7 +88,7 @@ class Janitor(_Loop):
         self._repo = repository
         self._publisher = publisher
 
-    async def settle(self, upload_id: UUID, probe: str | None) -> Settled:
+    async def settle(self, upload_id: UUID, probe: str | None) -> TransactionOutcome:
         await self._publisher.fence(upload_id)
         if probe is None:  # written just before the commit: the commit never began
             return "aborted"

@@ -36,7 +36,7 @@ def transactional_id(upload_id: UUID) -> str:
 # Called after every record is acknowledged, before the commit, with one record's
 # "topic/partition/offset"; False means this attempt no longer owns the upload: abort.
 BeforeCommit = Callable[[str], Awaitable[bool]]
-Outcome = Literal["committed", "aborted", "unknown"]
+TransactionOutcome = Literal["committed", "aborted", "unknown"]
 _FENCE_TIMEOUT_S = 15.0
 
 
@@ -120,7 +120,7 @@ class RawPublisher:
         finally:
             await producer.stop()
 
-    async def outcome(self, probe: str, wait_s: float = 10.0) -> Outcome:
+    async def outcome(self, probe: str, wait_s: float = 10.0) -> TransactionOutcome:
         """Whether the fenced transaction that wrote `probe` (topic/partition/offset) was
         committed: a read_committed reader returns that record, or moves past it when the
         transaction was aborted. 'unknown' while an older open transaction hides it."""

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
 from uuid import UUID
 
 import asyncpg
 from sales_common.db import Pool
 from sales_common.uploads import UploadStatus, fetch_upload
 
+from ingest.publisher import TransactionOutcome
+
 
 class ContentAlreadyUploaded(Exception):
     pass
-
-
-Settled = Literal["committed", "aborted", "unknown"]
 
 
 class UploadsRepository:
@@ -138,14 +136,14 @@ class UploadsRepository:
         )
 
     async def settle_abandoned(
-        self, settle: Callable[[UUID, str | None], Awaitable[Settled]], limit: int = 20
-    ) -> dict[UUID, Settled]:
+        self, settle: Callable[[UUID, str | None], Awaitable[TransactionOutcome]], limit: int = 20
+    ) -> dict[UUID, TransactionOutcome]:
         """Uploads whose lease ran out (their instance died): `settle` fences one that was
         publishing and says whether its transaction committed. Committed ones go on to
         'processing' (the loader completes them); the rest fail; 'unknown' ones wait for
         the next round. The rows stay locked meanwhile and SKIP LOCKED passes them by, so
         any number of janitors can run."""
-        settled: dict[UUID, Settled] = {}
+        settled: dict[UUID, TransactionOutcome] = {}
         async with self._pool.acquire() as conn, conn.transaction():
             abandoned = await conn.fetch(
                 "SELECT upload_id, attempt, status, commit_probe FROM uploads"
@@ -155,7 +153,7 @@ class UploadsRepository:
             )
             for row in abandoned:
                 probe = row["commit_probe"] if row["status"] == "committing" else None
-                outcome: Settled = "aborted"
+                outcome: TransactionOutcome = "aborted"
                 if row["status"] == "committing":
                     outcome = await settle(row["upload_id"], probe)
                 if outcome == "unknown":
