@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -41,12 +42,40 @@ async def eventually(
 Topics = str | Sequence[str]
 
 
+def aiokafka_options(settings: KafkaSettings) -> dict[str, object]:
+    """Options of aiokafka, the tests' independent Kafka client: what the services write
+    (through librdkafka) is checked with another implementation of the protocol."""
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def aiokafka_transactional(settings: KafkaSettings, transactional_id: str) -> AIOKafkaProducer:
+    """An aiokafka producer with `transactional_id`: a zombie, or a bystander, in tests."""
+    return AIOKafkaProducer(
+        **aiokafka_options(settings),
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        acks="all",
+    )
+
+
 def _reader(settings: KafkaSettings, topic: Topics) -> AIOKafkaConsumer:
     """A read_committed consumer of `topic` (or several) from its start, in a group of its
     own."""
     return AIOKafkaConsumer(
         *([topic] if isinstance(topic, str) else topic),
-        **settings.client_options(),
+        **aiokafka_options(settings),
         group_id=f"test-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -107,7 +136,7 @@ async def produce(
     records: Sequence[tuple[bytes | None, bytes]],
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
-    producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in records:

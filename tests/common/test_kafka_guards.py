@@ -1,49 +1,26 @@
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, ProducerFenced
-from aiokafka.partitioner import DefaultPartitioner
-from sales_common.kafka import AssignmentGuard, default_partition, is_transient
+from confluent_kafka import KafkaError, KafkaException
+from sales_common.kafka import is_transient
 
 
-async def test_a_batch_read_before_an_assignment_is_not_current() -> None:
-    guard = AssignmentGuard()
-    before = await guard.epoch()
-    async with guard.lock:
-        assert guard.current(before)
-    async with guard.assigning():
-        pass
-    after = await guard.epoch()
-    async with guard.lock:
-        assert not guard.current(before)
-        assert guard.current(after)
-
-
-@pytest.mark.parametrize("assignments", [0, 3])
-async def test_epoch_counts_assignments(assignments: int) -> None:
-    guard = AssignmentGuard()
-    for _ in range(assignments):
-        async with guard.assigning():
-            pass
-    assert await guard.epoch() == assignments
-
-
-def test_keyed_batches_pick_the_default_partitioners_partition() -> None:
-    """Records keyed by event id land where send() and the Java client would put them."""
-    for count in (1, 3, 6):
-        partitions = list(range(count))
-        for n in range(200):
-            key = f"event-{n}".encode()
-            expected = DefaultPartitioner()(key, partitions, partitions)
-            assert default_partition(key, count) == expected
+def kafka(code: int, fatal: bool = False, retriable: bool = False) -> KafkaException:
+    return KafkaException(KafkaError(code, "test", fatal=fatal, retriable=retriable))
 
 
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
-        (KafkaTimeoutError(), True),
-        (KafkaConnectionError(), True),
+        (kafka(KafkaError._TIMED_OUT), True),
+        (kafka(KafkaError._TRANSPORT), True),
+        (kafka(KafkaError._ALL_BROKERS_DOWN), True),
+        (kafka(KafkaError.NOT_COORDINATOR), True),
+        (kafka(KafkaError.UNKNOWN_TOPIC_OR_PART, retriable=True), True),
         (TimeoutError(), True),
         (ConnectionRefusedError(), True),
-        (ProducerFenced(), False),
+        # A fenced producer stays fenced: retrying it is pointless.
+        (kafka(KafkaError._FENCED, fatal=True), False),
+        (kafka(KafkaError._TIMED_OUT, fatal=True), False),
+        (kafka(KafkaError.TOPIC_AUTHORIZATION_FAILED), False),
         (ValueError("bug"), False),
     ],
 )

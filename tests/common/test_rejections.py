@@ -3,7 +3,6 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from aiokafka import ConsumerRecord
 from sales_common.codec import (
     RawSaleStruct,
     RejectedSaleStruct,
@@ -119,20 +118,9 @@ def test_duplicate_transaction_id_leaves_out_what_the_sale_did_not_have() -> Non
     assert rejection.pii_key_id is None
 
 
-def consumed(topic: str, partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=b"\x00not json",
-        checksum=None,
-        serialized_key_size=-1,
-        serialized_value_size=10,
-        headers=(),
-    )
+def consumed(topic: str, partition: int, offset: int) -> str:
+    """Where a record was read, as `source_of` names it."""
+    return f"{topic}/{partition}/{offset}"
 
 
 def test_unreadable_record_has_no_row_and_a_bounded_reason() -> None:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from ingest.config import IngestSettings
 from ingest.main import create_app
@@ -21,7 +20,14 @@ from sales_common.events import RawSale, decode
 from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings
 
 from tests.conftest import DATA
-from tests.helpers import bearer, consume, consume_quiet, eventually, serve
+from tests.helpers import (
+    aiokafka_transactional,
+    bearer,
+    consume,
+    consume_quiet,
+    eventually,
+    serve,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -358,9 +364,7 @@ async def test_the_janitor_settles_an_upload_its_dead_instance_left_committing(
     settings.leases.janitor_every_s = 0.2
     upload_id = uuid.uuid4()
     topic = settings.kafka.topics.raw
-    zombie = AIOKafkaProducer(
-        **settings.kafka.transactional_producer_options(transactional_id(upload_id))
-    )
+    zombie = aiokafka_transactional(settings.kafka, transactional_id(upload_id))
     await zombie.start()
     await zombie.begin_transaction()
     sent = await zombie.send_and_wait(topic, b"a row of the dead upload", key=b"k", partition=0)
@@ -400,9 +404,7 @@ async def test_the_janitor_settles_an_upload_its_dead_instance_left_committing(
 
 
 async def produce_committed(settings: IngestSettings, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(
-        **settings.kafka.transactional_producer_options(f"test-{uuid.uuid4()}")
-    )
+    producer = aiokafka_transactional(settings.kafka, f"test-{uuid.uuid4()}")
     await producer.start()
     try:
         async with producer.transaction():

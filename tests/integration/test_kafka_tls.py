@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from confluent_kafka import KafkaException
 from devstack import kafka, processes
 from devstack.config import StackConfig
 from devstack.pipeline import free_port
@@ -100,12 +99,9 @@ async def test_produce_and_consume_over_sasl_ssl(secure_broker: tuple[int, Pki])
 
 async def test_wrong_password_is_refused(secure_broker: tuple[int, Pki]) -> None:
     port, pki = secure_broker
-    producer = AIOKafkaProducer(**settings(port, pki, "wrong-password").client_options())
-    try:
-        with pytest.raises(KafkaError):
-            await producer.start()
-    finally:
-        await producer.stop()
+    probe = KafkaProbe(settings(port, pki, "wrong-password"))
+    with pytest.raises(KafkaException):
+        await probe.check()
 
 
 async def test_untrusted_server_certificate_is_refused(
@@ -113,9 +109,6 @@ async def test_untrusted_server_certificate_is_refused(
 ) -> None:
     port, _ = secure_broker
     stranger = make_pki(tmp_path)
-    producer = AIOKafkaProducer(**settings(port, stranger, PASSWORD).client_options())
-    try:
-        with pytest.raises(KafkaError):
-            await producer.start()
-    finally:
-        await producer.stop()
+    probe = KafkaProbe(settings(port, stranger, PASSWORD))
+    with pytest.raises(KafkaException):
+        await probe.check()

@@ -1,7 +1,6 @@
 """The rows the loader copies, decoded by the hot path, against the rows it built from the
 contract's models before (`_sale_row` / `_rejection_row` of a decoded model)."""
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -82,19 +81,10 @@ def test_rows_of_generated_records_are_the_rows_built_from_the_contract() -> Non
     assert (sales, rejections) == (18_000, 2_000)
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a record was read (the part of an aiokafka ConsumerRecord `unreadable` uses)."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
 def test_rows_of_built_rejections_are_the_rows_built_from_the_contract() -> None:
     # Characters JSON encoders may escape differently: the text copied is the same as before.
     message = 'not a valid record: \u2028"x"\\ \x00\x7f \u00e9\U0001f600'
-    rejection = unreadable(Position("sales.validated", 1, 5), message, NOW)
+    rejection = unreadable("sales.validated/1/5", message, NOW)
     assert exact(rejection_row(rejection)) == exact(
         contract_rejection_row(encode_struct(rejection))
     )

@@ -21,11 +21,11 @@ class ConsumerLoop(Protocol):
 
 @contextlib.asynccontextmanager
 async def background_loop(
-    name: str, loop: ConsumerLoop, heartbeat: Heartbeat, stop_timeout_s: float = 20.0
+    name: str, loop: ConsumerLoop, *heartbeats: Heartbeat, stop_timeout_s: float = 20.0
 ) -> AsyncIterator[asyncio.Task[None]]:
     """Start `loop.run()`; on exit ask it to stop, let it finish its batch, then cancel.
 
-    A loop that dies marks the heartbeat failed, so /healthz turns 503 and the
+    A loop that dies marks its heartbeats failed, so /healthz turns 503 and the
     orchestrator restarts the process, rather than serving a stalled consumer.
     """
 
@@ -35,7 +35,8 @@ async def background_loop(
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            heartbeat.fail(exc)
+            for heartbeat in heartbeats:
+                heartbeat.fail(exc)
             log.exception("loop_crashed", loop=name)
             raise
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
 
 from sales_common.codec import RawSaleStruct, RejectedSaleStruct, ViolationStruct
 from sales_common.events import event_id_for, event_id_for_source
@@ -93,23 +92,12 @@ def duplicate_transaction_id(sale: ReusedTransactionId, now: datetime) -> Reject
     )
 
 
-class KafkaPosition(Protocol):
-    """Where a record was read; an aiokafka ConsumerRecord is one."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-
-
-def unreadable(record: KafkaPosition, message: str, now: datetime) -> RejectedSaleStruct:
+def unreadable(source: str, message: str, now: datetime) -> RejectedSaleStruct:
     """A poison message (not a valid record at all), kept with the reason, never blocking.
 
-    Identified by where it was read (`source`), as it has no upload or row of its own.
+    Identified by where it was read (`source`: topic/partition/offset), as it has no
+    upload or row of its own.
     """
-    source = f"{record.topic}/{record.partition}/{record.offset}"
     return RejectedSaleStruct(
         event_id=event_id_for_source(source),
         upload_id=None,

@@ -7,7 +7,6 @@ Each service subclasses `ServiceSettings` with its own env prefix, so the loader
 
 from __future__ import annotations
 
-import ssl
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -50,6 +49,10 @@ class TopicSettings(BaseModel):
         return twins[topic]
 
 
+# librdkafka properties, as confluent-kafka takes them.
+ClientConfig = dict[str, str | int | float | bool]
+
+
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -63,46 +66,67 @@ class KafkaSettings(BaseModel):
     # group.min.session.timeout.ms bounds it from below (6 s by default).
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
-    # Producer batches: records go out in batches of up to this many bytes (the broker's
-    # default message.max.bytes is 1 MiB); linger lets a partly filled batch wait for more.
-    producer_batch_bytes: int = 512 * 1024
+    # Producer batches (librdkafka batch.size / linger.ms): chosen by measurement, see
+    # docs/BENCHMARKS.md "Kafka batching"; the broker's default message.max.bytes is 1 MiB.
+    producer_batch_bytes: int = 1024 * 1024
     producer_linger_ms: int = 5
+    # How many bytes of fetched records a consumer buffers ahead of its application.
+    consumer_queue_kbytes: int = 16 * 1024
+    statistics_interval_ms: int = 1_000
 
-    def transactional_producer_options(self, transactional_id: str) -> dict[str, object]:
-        """client_options() plus exactly-once producer settings."""
-        return {
-            **self.client_options(),
-            "transactional_id": transactional_id,
-            "enable_idempotence": True,
-            "acks": "all",
-            "linger_ms": self.producer_linger_ms,
-            "max_batch_size": self.producer_batch_bytes,
-        }
-
-    def consumer_options(self) -> dict[str, object]:
-        """client_options() plus group liveness settings, for consumers."""
-        return {
-            **self.client_options(),
-            "session_timeout_ms": self.session_timeout_ms,
-            "heartbeat_interval_ms": self.heartbeat_interval_ms,
-        }
-
-    def client_options(self) -> dict[str, object]:
-        """Keyword arguments understood by every aiokafka client."""
-        options: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.security_protocol,
-            "request_timeout_ms": self.request_timeout_ms,
+    def client_config(self) -> ClientConfig:
+        """librdkafka properties every client (producer, consumer, admin) shares."""
+        config: ClientConfig = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol.lower(),
+            "socket.timeout.ms": self.request_timeout_ms,
+            # librdkafka's own logs go to stderr unparsed; the services log what matters.
+            "log_level": 3,
         }
         if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+            # "probe": the system's CA bundle, as Python's default context uses it.
+            config["ssl.ca.location"] = self.ssl_cafile or "probe"
         if self.sasl_mechanism:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username or ""
+            config["sasl.password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else ""
             )
-        return options
+        return config
+
+    def producer_config(
+        self, transactional_id: str, transaction_timeout_ms: int = 60_000
+    ) -> ClientConfig:
+        """An exactly-once producer: idempotent, acks=all, transactional."""
+        return {
+            **self.client_config(),
+            "transactional.id": transactional_id,
+            "transaction.timeout.ms": transaction_timeout_ms,
+            # librdkafka refuses a socket timeout longer than the transaction's.
+            "socket.timeout.ms": min(self.request_timeout_ms, transaction_timeout_ms),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": self.producer_linger_ms,
+            "batch.size": self.producer_batch_bytes,
+            # The Java client's partitioner: keyed records land where any other Kafka
+            # client would put them (librdkafka's default is CRC32-based).
+            "partitioner": "murmur2_random",
+        }
+
+    def consumer_config(self, group_id: str) -> ClientConfig:
+        """A consumer in `group_id` that reads committed records only and commits by hand."""
+        return {
+            **self.client_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": self.heartbeat_interval_ms,
+            "queued.max.messages.kbytes": self.consumer_queue_kbytes,
+            "statistics.interval.ms": self.statistics_interval_ms,
+        }
 
 
 class PostgresSettings(BaseModel):

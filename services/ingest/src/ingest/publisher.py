@@ -10,16 +10,15 @@ the old open transaction, and the old producer can no longer commit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sales_common.events import record_headers
-from sales_common.kafka import KeyedBatches
+from sales_common.kafka import TransactionalProducer
 
 from ingest.config import IngestSettings
 
@@ -44,6 +43,20 @@ class NotOwned(Exception):
     """The upload was taken over (or failed) while this attempt was publishing."""
 
 
+class _FirstDelivery:
+    """The delivery report of an upload's first record: where it landed (the probe)."""
+
+    def __init__(self) -> None:
+        self.position = ""
+        self.error: KafkaError | None = None
+
+    def __call__(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.error = error
+        else:
+            self.position = f"{message.topic()}/{message.partition()}/{message.offset()}"
+
+
 class RawPublisher:
     def __init__(self, settings: IngestSettings) -> None:
         self._settings = settings
@@ -54,10 +67,11 @@ class RawPublisher:
         needed = limits.min_timeout_s + spooled_bytes / limits.min_publish_bytes_per_s
         return min(needed, limits.max_timeout_s)
 
-    def _producer(self, upload_id: UUID, timeout_s: float) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            **self._settings.kafka.transactional_producer_options(transactional_id(upload_id)),
-            transaction_timeout_ms=int(timeout_s * 1000),
+    def _producer(self, upload_id: UUID, timeout_s: float) -> TransactionalProducer:
+        return TransactionalProducer(
+            self._settings.kafka.producer_config(
+                transactional_id(upload_id), transaction_timeout_ms=int(timeout_s * 1000)
+            )
         )
 
     async def publish(
@@ -71,44 +85,34 @@ class RawPublisher:
         """All of `records` in one committed transaction, or none of them (raises)."""
         producer = self._producer(upload_id, timeout_s)
         try:
-            await producer.start()
-            await producer.begin_transaction()
+            await producer.start(_FENCE_TIMEOUT_S)
+            producer.begin()
             committed = False
             try:
-                batches = KeyedBatches(producer)
-                for count, (key, value) in enumerate(records, 1):
-                    # Waits only while the partition's previous batch is queued, which
-                    # bounds memory; delivery errors surface in flush().
-                    await batches.add(topic, key, value, _HEADERS)
-                    if count % _YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
-                acknowledged = await batches.flush()
-                probe = (
-                    ""
-                    if not acknowledged
-                    else "/".join(
-                        str(x)
-                        for x in (
-                            acknowledged[0].topic,
-                            acknowledged[0].partition,
-                            acknowledged[0].offset,
-                        )
-                    )
+                first = _FirstDelivery()
+                await producer.send_all(
+                    ((topic, key, value, _HEADERS) for key, value in records),
+                    yield_every=_YIELD_EVERY,
+                    first=first,
                 )
+                # Every record acknowledged: a failed one makes the commit fail anyway,
+                # but the probe must name a record that is really in the log.
+                await producer.flush(timeout_s)
+                if first.error is not None:
+                    raise KafkaException(first.error)
                 # Checked after our producer's InitProducerId: a retry that took over before
                 # it is seen here; one after it fences this producer, so the commit fails.
-                if not await before_commit(probe):
+                if not await before_commit(first.position):
                     raise NotOwned(str(upload_id))
-                await producer.commit_transaction()
+                await producer.commit(timeout_s)
                 committed = True
             finally:
                 # A failed flush or commit is aborted too, or the open transaction holds
                 # back read_committed readers of these partitions until it times out.
                 if not committed:
-                    with contextlib.suppress(KafkaError):
-                        await producer.abort_transaction()
+                    await producer.abort()
         finally:
-            await producer.stop()
+            await producer.close()
 
     async def fence(self, upload_id: UUID) -> None:
         """Abort whatever transaction an earlier attempt of this upload left open."""
@@ -116,33 +120,40 @@ class RawPublisher:
         try:
             # InitProducerId: aborts the open transaction and bumps the epoch. Bounded: the
             # janitor must not hang on a broker that does not answer.
-            await asyncio.wait_for(producer.start(), _FENCE_TIMEOUT_S)
+            await producer.start(_FENCE_TIMEOUT_S)
         finally:
-            await producer.stop()
+            await producer.close()
 
     async def outcome(self, probe: str, wait_s: float = 10.0) -> TransactionOutcome:
         """Whether the fenced transaction that wrote `probe` (topic/partition/offset) was
-        committed: a read_committed reader returns that record, or moves past it when the
-        transaction was aborted. 'unknown' while an older open transaction hides it."""
-        topic, partition, offset = probe.rsplit("/", 2)
-        tp = TopicPartition(topic, int(partition))
-        consumer = AIOKafkaConsumer(
-            **self._settings.kafka.client_options(),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
+        committed: a read_committed reader returns that record, or reaches the end of the
+        partition's stable part beyond it without it when the transaction was aborted.
+        'unknown' while an older open transaction hides it."""
+        topic, partition, offset_text = probe.rsplit("/", 2)
+        offset = int(offset_text)
+        consumer = Consumer(
+            {
+                **self._settings.kafka.client_config(),
+                "group.id": f"ingest-outcome-{uuid.uuid4()}",  # never joined nor committed
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                # Reaching the last stable offset is reported: how an abort shows.
+                "enable.partition.eof": True,
+            }
         )
-        await consumer.start()
         try:
-            consumer.assign([tp])
-            consumer.seek(tp, int(offset))
+            consumer.assign([TopicPartition(topic, int(partition), offset)])
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
-                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1)
-                if any(r.offset == int(offset) for r in fetched.get(tp, [])):
-                    return "committed"
-                if await consumer.position(tp) > int(offset):
-                    return "aborted"
+                for message in await asyncio.to_thread(consumer.consume, 100, 0.5):
+                    error = message.error()
+                    if error is None:
+                        return "committed" if message.offset() == offset else "aborted"
+                    if (
+                        error.code() == KafkaError._PARTITION_EOF
+                        and (message.offset() or 0) > offset
+                    ):
+                        return "aborted"
             return "unknown"
         finally:
-            await consumer.stop()
+            await asyncio.to_thread(consumer.close)

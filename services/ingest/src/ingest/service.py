@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from uuid import UUID, uuid4
 
-from aiokafka.errors import KafkaError
+from confluent_kafka import KafkaException
 from sales_common.auth import Principal
 from sales_common.db import is_transient_db_error
 from sales_common.errors import ApiError, NotFound, ServiceUnavailable, UnprocessableContent
@@ -148,7 +148,7 @@ class UploadService:
             self._metrics.uploads.labels("failed").inc()
             log.warning("upload_transfer_failed", upload_id=str(upload_id), reason=exc.detail)
             raise
-        except KafkaError as exc:
+        except KafkaException as exc:
             await self._repo.mark_failed(upload_id, attempt, f"broker unavailable: {exc!r}")
             self._metrics.uploads.labels("failed").inc()
             log.warning("upload_failed", upload_id=str(upload_id), error=repr(exc))
@@ -204,7 +204,7 @@ class UploadService:
                 if existing["status"] != "failed":
                     try:
                         await self._publisher.fence(existing["upload_id"])
-                    except (KafkaError, TimeoutError) as exc:
+                    except (KafkaException, TimeoutError) as exc:
                         raise ServiceUnavailable(
                             "the message broker is unavailable; retry with the same Idempotency-Key"
                         ) from exc

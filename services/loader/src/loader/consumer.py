@@ -10,19 +10,16 @@ Offsets are committed to Kafka afterwards, only so lag tools can see them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from sales_common.codec import decode_rejected, decode_validated
+from sales_common.consume import ConsumeLoop, Lanes, Position
 from sales_common.db import is_transient_db_error
 from sales_common.events import EXPRESS_COPY
-from sales_common.kafka import AssignmentGuard, LagGauge, poll_express_first, with_backoff
+from sales_common.kafka import source_of, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.rejections import duplicate_transaction_id, unreadable
@@ -40,134 +37,58 @@ from loader.repository import (
 log = get_logger(__name__)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: LoaderLoop) -> None:
-        self._loop = loop
+class LoaderHandler:
+    """Stores one lane's batches, each in one PostgreSQL transaction with its offsets."""
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._loop.guard.lock:  # let the batch in flight finish first
-            pass
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._loop.seek_to_stored(assigned)
-
-
-class LoaderLoop:
     def __init__(
         self,
         settings: LoaderSettings,
         repository: LoaderRepository,
         metrics: LoaderMetrics,
-        heartbeat: Heartbeat,
+        express: bool,
     ) -> None:
-        self._settings = settings
         self._repo = repository
         self._metrics = metrics
-        self._heartbeat = heartbeat
-        self._stopping = asyncio.Event()
-        self.guard = AssignmentGuard()
-        self._lag = LagGauge(metrics.lag)
         topics = settings.kafka.topics
-        # Each topic with its express-lane twin, which carries small uploads' rows first.
-        self._topics = [
-            topics.validated,
-            topics.rejected,
-            topics.validated_priority,
-            topics.rejected_priority,
-        ]
         self._sales_topics = frozenset((topics.validated, topics.validated_priority))
-        self._express = frozenset((topics.validated_priority, topics.rejected_priority))
-        self.consumer = AIOKafkaConsumer(
-            **settings.kafka.consumer_options(),
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        # The validator wrote each express-lane record's twin to the main topic too,
+        # marked as a copy; the express lane stores it, the main lane skips the copy.
+        self._skip_copies = not express
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        self.consumer.subscribe(self._topics, listener=_Rebalance(self))
-        await with_backoff(self.consumer.start, "consumer start", max_s=5)
-        try:
-            while not self._stopping.is_set():
-                self._heartbeat.beat()
-                epoch = await self.guard.epoch()
-                batches = dict(
-                    await poll_express_first(
-                        self.consumer,
-                        self._express,
-                        timeout_ms=self._settings.fetch_timeout_ms,
-                        max_records=self._settings.max_batch_records,
-                    )
-                )
-                if batches:
-                    async with self.guard.lock:
-                        if self.guard.current(epoch):
-                            await self._store(batches)
-                        else:  # straddled a rebalance: drop, rewind what is still ours
-                            owned = self.consumer.assignment()
-                            await self._seek_to_stored([tp for tp in batches if tp in owned])
-                await self._lag.update(self.consumer)
-        finally:
-            await self.consumer.stop()
-
-    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        """On assignment. A partition with no stored offset is left to auto_offset_reset:
-        an explicit seek to 0 here re-delivered records (aiokafka 0.14)."""
-        async with self.guard.assigning():
-            await self._seek_to_stored(partitions, from_beginning=False)
-            log.info(
-                "partitions_assigned",
-                partitions=[f"{tp.topic}/{tp.partition}" for tp in partitions],
-            )
-
-    async def _seek_to_stored(
-        self, partitions: list[TopicPartition], from_beginning: bool = True
-    ) -> None:
-        """Position `partitions` at the offsets committed with their rows in PostgreSQL."""
-        if not partitions:
-            return
+    async def resume_offsets(self, partitions: list[Position]) -> dict[Position, int]:
+        """The offsets committed with their rows in PostgreSQL."""
         stored = await with_backoff(
-            lambda: self._repo.stored_offsets(sorted({tp.topic for tp in partitions})),
+            lambda: self._repo.stored_offsets(sorted({topic for topic, _ in partitions})),
             "read stored offsets",
             transient=is_transient_db_error,
         )
-        unknown = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
-        if from_beginning and unknown:
-            beginnings = await self.consumer.beginning_offsets(unknown)
-            stored.update({(tp.topic, tp.partition): beginnings[tp] for tp in unknown})
-        for tp in partitions:
-            if (tp.topic, tp.partition) in stored:
-                self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
+        return {position: stored[position] for position in partitions if position in stored}
 
-    async def _store(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def close(self) -> None:
+        """The repository's pool belongs to the service."""
+
+    async def handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
         # Decoded straight into the rows COPY takes.
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
-        for tp, records in batches.items():
-            main_topic = tp.topic not in self._express
-            for record in records:
-                # The validator wrote this copy's twin to the express lane in the same
-                # transaction, and the twin is what gets stored: skipping this copy spares
-                # a batch the slower path for events stored already.
-                if main_topic and EXPRESS_COPY in record.headers:
-                    continue
-                try:
-                    if tp.topic in self._sales_topics:
-                        sales.append(sale_row(decode_validated(record.value or b"")))
-                    else:
-                        rejections.append(rejection_row(decode_rejected(record.value or b"")))
-                except (ValidationError, ValueError) as exc:
-                    rejections.append(
-                        rejection_row(unreadable(record, f"not a valid record: {exc}", now))
-                    )
-        next_offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
-        offsets = {(tp.topic, tp.partition): offset for tp, offset in next_offsets.items()}
+        offsets: dict[Position, int] = {}
+        sales_topics, skip_copies = self._sales_topics, self._skip_copies
+        for record in records:
+            topic = record.topic() or ""
+            offsets[(topic, record.partition() or 0)] = (record.offset() or 0) + 1
+            if skip_copies and EXPRESS_COPY in (record.headers() or ()):
+                continue
+            try:
+                if topic in sales_topics:
+                    sales.append(sale_row(decode_validated(record.value() or b"")))
+                else:
+                    rejections.append(rejection_row(decode_rejected(record.value() or b"")))
+            except (ValidationError, ValueError) as exc:
+                rejections.append(
+                    rejection_row(unreadable(source_of(record), f"not a valid record: {exc}", now))
+                )
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
@@ -198,9 +119,47 @@ class LoaderLoop:
             "batch_stored",
             sales=sales_in,
             rejections=rejections_in,
-            skipped=len(sales) + len(rejections) - sales_in - rejections_in,
-            partitions=len(batches),
+            skipped=len(records) - sales_in - rejections_in,
+            partitions=len(offsets),
             ms=round(elapsed * 1000, 1),
         )
-        with contextlib.suppress(KafkaError):  # for lag tools only; the database is the truth
-            await self.consumer.commit(next_offsets)
+        try:  # for lag tools only; the database is the truth
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:
+            log.debug("offset_commit_failed", error=str(exc)[:200])
+
+
+def loader_lanes(
+    settings: LoaderSettings,
+    repository: LoaderRepository,
+    metrics: LoaderMetrics,
+    heartbeats: dict[str, Heartbeat],
+) -> Lanes:
+    """The main lane and the express lane (small uploads' rows), each with its own
+    consumer group, so a big upload's rows never queue a small one's."""
+    topics = settings.kafka.topics
+    loops = []
+    for lane, lane_topics, group in (
+        ("main", [topics.validated, topics.rejected], settings.group_id),
+        (
+            "express",
+            [topics.validated_priority, topics.rejected_priority],
+            f"{settings.group_id}.express",
+        ),
+    ):
+        loops.append(
+            ConsumeLoop(
+                f"loader-{lane}",
+                settings.kafka.consumer_config(group),
+                lane_topics,
+                LoaderHandler(settings, repository, metrics, express=lane == "express"),
+                heartbeats[lane],
+                metrics.lag,
+                settings.max_batch_records,
+                poll_timeout_s=settings.fetch_timeout_ms / 1000,
+            )
+        )
+    return Lanes(*loops)

@@ -20,7 +20,7 @@ from sales_common.observability import Heartbeat, install_observability
 from sales_common.schema.migrations import migrate
 
 from loader.config import LoaderSettings
-from loader.consumer import LoaderLoop
+from loader.consumer import loader_lanes
 from loader.metrics import LoaderMetrics
 from loader.repository import LoaderRepository
 from loader.state import LoaderState
@@ -52,18 +52,17 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
             stack.push_async_callback(close_pool, pool)
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
-            heartbeat = Heartbeat()
-            loop = LoaderLoop(
-                settings, LoaderRepository(pool, settings.group_id), metrics, heartbeat
-            )
-            await stack.enter_async_context(background_loop("loader", loop, heartbeat))
+            heartbeats = {"main": Heartbeat(), "express": Heartbeat()}
+            repository = LoaderRepository(pool, settings.group_id)
+            lanes = loader_lanes(settings, repository, metrics, heartbeats)
+            await stack.enter_async_context(background_loop("loader", lanes, *heartbeats.values()))
             state = LoaderState(
                 settings=settings,
                 readiness_checks={
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                heartbeats={"loader": heartbeat},
+                heartbeats={f"loader-{lane}": beat for lane, beat in heartbeats.items()},
             )
             yield state.lifespan_state()
 

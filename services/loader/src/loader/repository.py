@@ -64,7 +64,8 @@ def _merge_statement(template: str) -> _Merge:
     )
 
 
-# Insert new sales only, then move every aggregate by exactly the rows inserted.
+# Insert new sales only, then move every aggregate by exactly the rows inserted. The
+# aggregate rows are locked in key order: the loader's two lanes never deadlock.
 _MERGE_SALES = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
@@ -73,14 +74,14 @@ WITH ins AS (
     RETURNING upload_id, product, quantity, amount, coalesce(sale_date, validated_at::date) AS day
 ), products AS (
     INSERT INTO product_totals AS t (product, total_amount, quantity, sales_count)
-    SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product
+    SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product ORDER BY product
     ON CONFLICT (product) DO UPDATE SET
         total_amount = t.total_amount + excluded.total_amount,
         quantity = t.quantity + excluded.quantity,
         sales_count = t.sales_count + excluded.sales_count
 ), days AS (
     INSERT INTO daily_totals AS t (day, total_amount, sales_count)
-    SELECT day, sum(amount), count(*) FROM ins GROUP BY day
+    SELECT day, sum(amount), count(*) FROM ins GROUP BY day ORDER BY day
     ON CONFLICT (day) DO UPDATE SET
         total_amount = t.total_amount + excluded.total_amount,
         sales_count = t.sales_count + excluded.sales_count
@@ -112,7 +113,7 @@ WITH ins AS (
 ), rules AS (
     INSERT INTO rejection_rule_counts AS t (rule, count)
     SELECT v ->> 'rule', count(*) FROM ins, jsonb_array_elements(ins.violations) AS v
-    GROUP BY 1
+    GROUP BY 1 ORDER BY 1
     ON CONFLICT (rule) DO UPDATE SET count = t.count + excluded.count
 ), totals AS (
     INSERT INTO rejection_totals AS t (rejected_rows)

@@ -32,8 +32,11 @@ class ValidatorSettings(ServiceSettings):
     service_name: str = _SERVICE.name
     port: int = _SERVICE.port
     group_id: str = "validator"
-    # Prefix of the per-input-partition transactional ids (see consumer.py).
+    # Transactional ids are "<prefix>-<lane>-<random per process>" (see consumer.py).
     transactional_id_prefix: str = "validator"
+    # How long a dead validator's open transaction can hold back read_committed readers
+    # (Kafka Streams' exactly-once default); a batch commits in well under a second.
+    transaction_timeout_ms: int = 10_000
     max_batch_records: int = 2000
     rules: RuleSettings = Field(default_factory=RuleSettings)
     pii: PiiSettings

@@ -1,30 +1,26 @@
 """Consume sales.raw, transform, produce to sales.validated / sales.rejected: exactly once.
 
-Each batch of one input partition is one Kafka transaction holding its output records and
-the consumed offsets (`send_offsets_to_transaction`). Consumers of the output read with
-isolation_level=read_committed, so they see each output once.
+Each polled batch is one Kafka transaction holding its output records and the consumed
+offsets. Consumers of the output read with isolation_level=read_committed, so they see
+each output once.
 
-Fencing. aiokafka speaks the transaction protocol before KIP-447: the broker cannot fence a
-zombie by consumer-group generation. So, as in Kafka Streams' original exactly-once mode,
-there is one transactional producer per *input partition*, with transactional_id
-`<prefix>-<topic>-<partition>`. Whoever owns partition p after a rebalance initialises the
-producer for p, which aborts any open transaction of the previous owner and bumps the
-producer epoch: the previous owner (a zombie that has not noticed it lost p) can then
-neither produce nor commit for p. Only after that do we read the committed offset for p, so
-we resume exactly where the last committed transaction ended.
+Fencing (KIP-447). One transactional producer per lane and process, whatever the number
+of partitions; the consumed offsets are committed with the consumer's group metadata
+(member id and generation). A validator that lost its partitions in a rebalance but has
+not noticed yet (a zombie) carries an old generation: the broker refuses its offsets,
+so its transaction aborts and only the new owner's output counts. As in Kafka Streams'
+exactly-once v2, the transactional id is unique per process, and a dead process's open
+transaction is aborted by the broker after `transaction_timeout_ms`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError, ProducerFenced
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from sales_common.codec import (
     RejectedSaleStruct,
@@ -32,12 +28,13 @@ from sales_common.codec import (
     decode_raw,
     encode_struct,
 )
+from sales_common.consume import ConsumeLoop, Lanes, Position, RetryBatch
 from sales_common.events import record_headers
 from sales_common.kafka import (
-    AssignmentGuard,
-    KeyedBatches,
-    LagGauge,
-    poll_express_first,
+    Outgoing,
+    TransactionalProducer,
+    error_of,
+    source_of,
     with_backoff,
 )
 from sales_common.logging import get_logger
@@ -52,125 +49,108 @@ from validator.rules import validate
 log = get_logger(__name__)
 _HEADERS = record_headers()
 _EXPRESS_COPY_HEADERS = record_headers(express_copy=True)
+Result = ValidatedSaleStruct | RejectedSaleStruct
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: ValidatorLoop) -> None:
-        self._loop = loop
+class ValidatorHandler:
+    """Validates one lane's batches, each in one transaction."""
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._loop.release(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._loop.acquire(assigned)
-
-
-class ValidatorLoop:
     def __init__(
-        self, settings: ValidatorSettings, metrics: ValidatorMetrics, heartbeat: Heartbeat
+        self,
+        settings: ValidatorSettings,
+        metrics: ValidatorMetrics,
+        hasher: CustomerHasher,
+        lane: str,
+        express: bool,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._heartbeat = heartbeat
-        self._hasher = CustomerHasher(settings.pii)
-        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
-        # Its lock is held while a transaction is in flight, so a rebalance waits for it.
-        self._guard = AssignmentGuard()
-        self._lag = LagGauge(metrics.lag)
-        self._stopping = asyncio.Event()
-        self.consumer = AIOKafkaConsumer(
-            **settings.kafka.consumer_options(),
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
+        self._hasher = hasher
+        self._lane = lane
+        # A small upload's outputs also go to the loader's express lane; sales.validated
+        # still carries every valid row once, so its readers keep one topic.
+        self._express = express
+        self._timeout_s = settings.transaction_timeout_ms / 1000
+        self._transactional_id = (
+            f"{settings.transactional_id_prefix}-{lane}-{uuid.uuid4().hex[:12]}"
         )
+        self._producer: TransactionalProducer | None = None
 
-    def stop(self) -> None:
-        self._stopping.set()
+    async def resume_offsets(self, partitions: list[Position]) -> None:
+        return None  # the offsets our transactions committed to Kafka
 
-    async def run(self) -> None:
-        topics = self._settings.kafka.topics
-        self.consumer.subscribe([topics.raw, topics.raw_priority], listener=_Rebalance(self))
-        await with_backoff(self.consumer.start, "consumer start", max_s=5)
+    async def handle(self, records: list[Message], consumer: Consumer) -> None:
+        """One transaction: the batch's outputs and its input offsets, or nothing."""
+        started = time.monotonic()
+        results = self._transform(records, datetime.now(UTC))
+        outgoing = self._outgoing(results)
+        next_offsets: dict[Position, int] = {}
+        for record in records:  # in order within a partition: the last one wins
+            next_offsets[(record.topic() or "", record.partition() or 0)] = (
+                record.offset() or 0
+            ) + 1
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        producer = await self._ready_producer()
         try:
-            while not self._stopping.is_set():
-                self._heartbeat.beat()
-                epoch = await self._guard.epoch()
-                batches = await poll_express_first(
-                    self.consumer,
-                    frozenset({topics.raw_priority}),
-                    timeout_ms=500,
-                    max_records=self._settings.max_batch_records,
+            producer.begin()
+            await producer.send_all(outgoing)
+            await producer.commit(self._timeout_s, offsets, consumer.consumer_group_metadata())
+        except KafkaException as exc:
+            self._metrics.aborted.inc()
+            error = error_of(exc)
+            log.warning("transaction_aborted", lane=self._lane, error=str(error)[:200])
+            # Fatal (fenced, say) or not even abortable: a new producer, a new epoch.
+            if error.fatal() or not await producer.abort(self._timeout_s):
+                await self._drop_producer()
+            raise RetryBatch from exc
+        self._count(results)
+        self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    async def close(self) -> None:
+        await self._drop_producer()
+
+    async def _ready_producer(self) -> TransactionalProducer:
+        if self._producer is None:
+            producer = TransactionalProducer(
+                self._settings.kafka.producer_config(
+                    self._transactional_id, self._settings.transaction_timeout_ms
                 )
-                for tp, records in batches:
-                    if self._stopping.is_set():
-                        break
-                    async with self._guard.lock:
-                        if tp not in self._producers:
-                            continue  # not ours any more
-                        if self._guard.current(epoch):
-                            await self._process(tp, records)
-                        else:  # straddled a rebalance: drop, rewind
-                            await self._seek_to_committed(tp)
-                await self._lag.update(self.consumer)
-        finally:
-            async with self._guard.lock:
-                await self._close_producers(list(self._producers))
-            await self.consumer.stop()
-
-    async def acquire(self, partitions: list[TopicPartition]) -> None:
-        async with self._guard.assigning():
-            for tp in partitions:
-                self._producers[tp] = await self._start_producer(tp)
-                # Without a committed offset, leave tp to auto_offset_reset: an explicit
-                # seek to 0 here re-delivered records (aiokafka 0.14).
-                await self._seek_to_committed(tp, from_beginning=False)
-            log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
-
-    async def _seek_to_committed(self, tp: TopicPartition, from_beginning: bool = True) -> None:
-        """Position tp at the offset the last committed transaction left."""
-        committed = await with_backoff(lambda: self.consumer.committed(tp), "committed offset")
-        if committed is None and from_beginning:
-            committed = (await self.consumer.beginning_offsets([tp]))[tp]
-        if committed is not None:
-            self.consumer.seek(tp, committed)
-
-    async def _start_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
-        prefix = self._settings.transactional_id_prefix
-        producer = AIOKafkaProducer(
-            **self._settings.kafka.transactional_producer_options(
-                f"{prefix}-{tp.topic}-{tp.partition}"
             )
-        )
-        # start() runs InitProducerId: fences the previous owner of this partition.
-        await with_backoff(producer.start, "producer start", max_s=5)
-        return producer
+            await with_backoff(lambda: producer.start(self._timeout_s), "producer start", max_s=5)
+            self._producer = producer
+        return self._producer
 
-    async def release(self, partitions: list[TopicPartition]) -> None:
-        async with self._guard.lock:
-            await self._close_producers(partitions)
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.close()
 
-    async def _close_producers(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            producer = self._producers.pop(tp, None)
-            if producer is not None:
-                with contextlib.suppress(KafkaError):
-                    await producer.stop()
-
-    def _transform(
-        self, records: list[ConsumerRecord], now: datetime
-    ) -> list[ValidatedSaleStruct | RejectedSaleStruct]:
-        results: list[ValidatedSaleStruct | RejectedSaleStruct] = []
+    def _transform(self, records: list[Message], now: datetime) -> list[Result]:
+        results: list[Result] = []
+        rules, hasher = self._settings.rules, self._hasher
         for record in records:
             try:
-                raw = decode_raw(record.value or b"")
-                results.append(validate(raw, self._settings.rules, self._hasher, now))
+                raw = decode_raw(record.value() or b"")
+                results.append(validate(raw, rules, hasher, now))
             except (ValidationError, ValueError) as exc:
-                results.append(unreadable(record, f"not a sales.raw record: {exc}", now))
+                results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
         return results
 
-    def _count(self, results: list[ValidatedSaleStruct | RejectedSaleStruct]) -> None:
+    def _outgoing(self, results: list[Result]) -> list[Outgoing]:
+        topics = self._settings.kafka.topics
+        validated, rejected = topics.validated, topics.rejected
+        outgoing: list[Outgoing] = []
+        for result in results:
+            topic = rejected if isinstance(result, RejectedSaleStruct) else validated
+            key, value = result.event_id.encode(), encode_struct(result)
+            if self._express:
+                outgoing.append((topic, key, value, _EXPRESS_COPY_HEADERS))
+                outgoing.append((topics.priority_of(topic), key, value, _HEADERS))
+            else:
+                outgoing.append((topic, key, value, _HEADERS))
+        return outgoing
+
+    def _count(self, results: list[Result]) -> None:
         # Tallied first: a labelled counter lookup per row cost more than the rules did.
         outcomes: Counter[str] = Counter()
         rules: Counter[str] = Counter()
@@ -186,50 +166,28 @@ class ValidatorLoop:
         for rule, count in rules.items():
             self._metrics.rejections.labels(rule).inc(count)
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        """One transaction: the batch's outputs and its input offset, or nothing."""
-        topics = self._settings.kafka.topics
-        producer = self._producers[tp]
-        started = time.monotonic()
-        results = self._transform(records, datetime.now(UTC))
-        # A small upload's outputs also go to the loader's express lane; sales.validated
-        # still carries every valid row once, so its readers keep one topic.
-        express = tp.topic == topics.raw_priority
-        try:
-            async with producer.transaction():
-                batches = KeyedBatches(producer)
-                for result in results:
-                    topic = (
-                        topics.rejected
-                        if isinstance(result, RejectedSaleStruct)
-                        else topics.validated
-                    )
-                    key, value = result.event_id.encode(), encode_struct(result)
-                    if express:
-                        await batches.add(topic, key, value, _EXPRESS_COPY_HEADERS)
-                        await batches.add(topics.priority_of(topic), key, value, _HEADERS)
-                    else:
-                        await batches.add(topic, key, value, _HEADERS)
-                await batches.flush()
-                await producer.send_offsets_to_transaction(
-                    {tp: records[-1].offset + 1}, self._settings.group_id
-                )
-        except ProducerFenced:
-            # Another instance owns this partition now; the rebalance takes it from us.
-            log.warning("producer_fenced", partition=tp.partition)
-            await self._close_producers([tp])
-            return
-        except KafkaError as exc:
-            self._metrics.aborted.inc()
-            log.warning("transaction_aborted", partition=tp.partition, error=repr(exc)[:200])
-            await self._restart_partition(tp)
-            return
-        self._count(results)
-        self._metrics.batch_seconds.observe(time.monotonic() - started)
 
-    async def _restart_partition(self, tp: TopicPartition) -> None:
-        """After a failed transaction: a fresh producer (new epoch) and a rewind to the last
-        committed offset, so the batch is fetched and produced again, once."""
-        await self._close_producers([tp])
-        self._producers[tp] = await self._start_producer(tp)
-        await self._seek_to_committed(tp)
+def validator_lanes(
+    settings: ValidatorSettings, metrics: ValidatorMetrics, heartbeats: dict[str, Heartbeat]
+) -> Lanes:
+    """The main lane (sales.raw) and the express lane (small uploads), each with its own
+    consumer group and producer, so a big upload never queues a small one."""
+    topics = settings.kafka.topics
+    hasher = CustomerHasher(settings.pii)
+    loops = []
+    for lane, topic, group in (
+        ("main", topics.raw, settings.group_id),
+        ("express", topics.raw_priority, f"{settings.group_id}.express"),
+    ):
+        loops.append(
+            ConsumeLoop(
+                f"validator-{lane}",
+                settings.kafka.consumer_config(group),
+                [topic],
+                ValidatorHandler(settings, metrics, hasher, lane, express=lane == "express"),
+                heartbeats[lane],
+                metrics.lag,
+                settings.max_batch_records,
+            )
+        )
+    return Lanes(*loops)

@@ -12,7 +12,7 @@ from sales_common.logging import configure_logging
 from sales_common.observability import Heartbeat, install_observability
 
 from validator.config import ValidatorSettings
-from validator.consumer import ValidatorLoop
+from validator.consumer import validator_lanes
 from validator.metrics import ValidatorMetrics
 from validator.state import ValidatorState
 
@@ -30,13 +30,15 @@ def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
-            heartbeat = Heartbeat()
-            loop = ValidatorLoop(settings, metrics, heartbeat)
-            await stack.enter_async_context(background_loop("validator", loop, heartbeat))
+            heartbeats = {"main": Heartbeat(), "express": Heartbeat()}
+            lanes = validator_lanes(settings, metrics, heartbeats)
+            await stack.enter_async_context(
+                background_loop("validator", lanes, *heartbeats.values())
+            )
             state = ValidatorState(
                 settings=settings,
                 readiness_checks={"kafka": probe.check},
-                heartbeats={"validator": heartbeat},
+                heartbeats={f"validator-{lane}": beat for lane, beat in heartbeats.items()},
             )
             yield state.lifespan_state()
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from sales_cli.client import PipelineClient
+from sales_common import kafka
 from sales_common.kafka import ensure_topics
 from sales_common.schema.migrations import migrate
 from sales_common.services import SERVICES
@@ -54,15 +54,7 @@ async def drop_database(admin_dsn: str, url: str) -> None:
 async def delete_topics(settings: KafkaSettings, names: list[str] | None = None) -> None:
     """Delete a test's topics (default: `settings.topics`). The dev-stack broker keeps
     every record for 7 days: undeleted, a day of test and bench runs filled 73 GB."""
-    admin = AIOKafkaAdminClient(**settings.client_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        doomed = [n for n in names or settings.topics.model_dump().values() if n in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
+    await kafka.delete_topics(settings, names or list(settings.topics.model_dump().values()))
 
 
 def _shorten(line: str, keep: int = 1500) -> str:

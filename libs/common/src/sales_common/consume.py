@@ -1,0 +1,230 @@
+"""The one consume loop of the services: poll a batch, hand it over, let the handler write
+its output and offsets together, repeat.
+
+The handler owns what "durably processed" means (a Kafka transaction for the validator, a
+PostgreSQL transaction for the loader) and where a partition resumes; the loop owns the
+consumer, the group's rebalances and the rule for a batch that straddles one.
+
+Rebalances. librdkafka runs the assignment callbacks inside `consume()`, in the worker
+thread that calls it, so they never overlap a batch being handled. But one `consume()`
+call may return records fetched before a rebalance it ran (confluent-kafka-python #1013):
+such a batch is dropped and the partitions it touched are rewound to where the handler
+says they resume. Dropping alone would skip records; handling it would duplicate them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from prometheus_client import Gauge
+
+from sales_common.kafka import with_backoff
+from sales_common.logging import get_logger
+from sales_common.observability import Heartbeat
+
+log = get_logger(__name__)
+T = TypeVar("T")
+Position = tuple[str, int]  # topic, partition
+
+
+class RetryBatch(Exception):
+    """Raised by a handler whose batch was not stored (and left nothing behind): the loop
+    rewinds the batch's partitions, so the records come again."""
+
+
+class BatchHandler(Protocol):
+    async def handle(self, records: list[Message], consumer: Consumer) -> None:
+        """Process one batch: its output and its offsets durably together, or raise
+        RetryBatch. `consumer` gives the group metadata a Kafka transaction needs."""
+        ...
+
+    async def resume_offsets(self, partitions: list[Position]) -> dict[Position, int] | None:
+        """The offset each partition resumes at after a rebalance or a failed batch; None:
+        the group's offsets committed to Kafka (by a transaction, for the validator)."""
+        ...
+
+    async def close(self) -> None:
+        """After the loop's last batch."""
+        ...
+
+
+async def committed_offsets(consumer: Consumer, partitions: list[Position]) -> dict[Position, int]:
+    """The group's offsets committed to Kafka. Reading committed, librdkafka waits for
+    pending transactional offsets (KIP-447's require_stable): never half seen."""
+    if not partitions:
+        return {}
+
+    def fetch() -> list[TopicPartition]:
+        return consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=10)
+
+    committed = await with_backoff(lambda: asyncio.to_thread(fetch), "committed offsets")
+    return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
+
+
+class LagGauge:
+    """Consumer lag per partition from librdkafka's statistics (every
+    `statistics.interval.ms`), so measuring it costs the loop nothing.
+
+    Lag = end of the partition (last stable offset under read_committed) - the position
+    handed to the application.
+    """
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+
+    def on_stats(self, stats_json: str) -> None:
+        stats = json.loads(stats_json)
+        for topic, topic_stats in stats.get("topics", {}).items():
+            for partition, p in topic_stats.get("partitions", {}).items():
+                if partition == "-1" or not p.get("desired"):
+                    continue
+                position = p["app_offset"] if p["app_offset"] >= 0 else p["committed_offset"]
+                end = p["ls_offset"] if p["ls_offset"] >= 0 else p["hi_offset"]
+                if position >= 0 and end >= 0:
+                    self._gauge.labels(topic=topic, partition=partition).set(max(end - position, 0))
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                self._gauge.remove(tp.topic, str(tp.partition))
+
+
+class ConsumeLoop:
+    """Consume `topics` as a member of `config`'s group and feed `handler`, batch by batch."""
+
+    def __init__(
+        self,
+        name: str,
+        config: dict[str, Any],
+        topics: list[str],
+        handler: BatchHandler,
+        heartbeat: Heartbeat,
+        lag: Gauge,
+        max_records: int,
+        poll_timeout_s: float = 0.5,
+    ) -> None:
+        self.name = name
+        self._topics = topics
+        self._handler = handler
+        self._heartbeat = heartbeat
+        self._max_records = max_records
+        self._poll_timeout_s = poll_timeout_s
+        self._lag = LagGauge(lag)
+        self._consumer = Consumer({**config, "stats_cb": self._lag.on_stats})
+        self._stopping = asyncio.Event()
+        self._epoch = 0  # bumped by every assignment change
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        consumer = self._consumer
+        consumer.subscribe(
+            self._topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
+        polling: asyncio.Future[list[Message]] | None = None
+        try:
+            while not self._stopping.is_set():
+                self._heartbeat.beat()
+                epoch = self._epoch
+                polling = asyncio.ensure_future(
+                    asyncio.to_thread(consumer.consume, self._max_records, self._poll_timeout_s)
+                )
+                messages = await polling
+                records = self._records(messages)
+                if self._epoch != epoch:
+                    await self.rewind({(m.topic() or "", m.partition() or 0) for m in records})
+                    continue
+                if not records:
+                    continue
+                try:
+                    await self._handler.handle(records, consumer)
+                except RetryBatch:
+                    await self.rewind({(m.topic() or "", m.partition() or 0) for m in records})
+        finally:
+            if polling is not None and not polling.done():
+                # The consumer must not be closed while another thread is inside it.
+                await asyncio.wait([polling])
+            await asyncio.to_thread(consumer.close)  # leaves the group at once
+            await self._handler.close()
+
+    def _records(self, messages: list[Message]) -> list[Message]:
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(message)
+            elif error.fatal():
+                raise RuntimeError(f"{self.name}: fatal consumer error {error}")
+            else:  # informational: librdkafka retries by itself
+                log.warning("consumer_error", loop=self.name, error=str(error)[:200])
+        return records
+
+    async def rewind(self, partitions: set[Position]) -> None:
+        """Position `partitions` (those still assigned) where their processing resumes."""
+        owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        targets = sorted(partitions & owned)
+        if not targets:
+            return
+        offsets = await self._handler.resume_offsets(targets)
+        if offsets is None:
+            offsets = await committed_offsets(self._consumer, targets)
+        for topic, partition in targets:
+            offset = offsets.get((topic, partition), OFFSET_BEGINNING)
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+        log.info("rewound", loop=self.name, partitions=[f"{t}/{p}" for t, p in targets])
+
+    # Called by librdkafka inside consume(), in its worker thread.
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._epoch += 1
+        wanted = [(tp.topic, tp.partition) for tp in partitions]
+        offsets = self._on_loop(self._handler.resume_offsets(wanted))
+        if offsets is not None:  # else librdkafka starts at the committed offsets itself
+            for tp in partitions:
+                # Not stored yet: the beginning. The handler's store decides, not Kafka's
+                # committed offset (which only serves lag tools then).
+                tp.offset = offsets.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            consumer.assign(partitions)
+        log.info("partitions_assigned", loop=self.name, partitions=[f"{t}/{p}" for t, p in wanted])
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._epoch += 1
+        self._lag.forget(partitions)
+        log.info(
+            "partitions_revoked",
+            loop=self.name,
+            partitions=[f"{tp.topic}/{tp.partition}" for tp in partitions],
+        )
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
+class Lanes:
+    """Loops that run side by side in one service (the main and the express lane), with
+    the `run`/`stop` of one: if one dies, the others stop and the error propagates."""
+
+    def __init__(self, *loops: ConsumeLoop) -> None:
+        self._loops = loops
+
+    def stop(self) -> None:
+        for loop in self._loops:
+            loop.stop()
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(loop.run(), name=loop.name) for loop in self._loops]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            self.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
