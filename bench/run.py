@@ -38,7 +38,8 @@ from devstack.probes import (
 )
 from devstack.processes import wait_until
 
-from bench import baseline, limit
+from bench import baseline, kafka_clients, limit
+from bench.cpu import child_pids, process_cpu_s
 
 RESULTS = REPO_ROOT / "bench" / "results"
 DATA = RESULTS / "data"
@@ -301,20 +302,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def process_cpu_s(pid: int, children: bool = False) -> float:
-    """utime + stime (+ the waited-for children's) of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def child_pids(parent: int) -> list[int]:
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [int(pid) for pid in children if Path(f"/proc/{pid}").exists()]
-
-
 def metric_sum(url: str, name: str) -> float:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name + " "):
@@ -326,7 +313,7 @@ def repeat(runs: int, measure: Callable[[], float]) -> dict[str, float]:
     return spread([measure() for _ in range(runs)])
 
 
-SECTIONS = ("pipeline", "limits", "freshness", "isolation", "dashboard", "memory")
+SECTIONS = ("pipeline", "limits", "kafka", "freshness", "isolation", "dashboard", "memory")
 
 
 def main() -> None:
@@ -339,6 +326,7 @@ def main() -> None:
         default=50_000,
         help="the baseline's rate is measured on a prefix: one INSERT a row is slow",
     )
+    parser.add_argument("--kafka-records", type=int, default=300_000)
     parser.add_argument("--freshness-uploads", type=int, default=200)
     parser.add_argument("--small-uploads", type=int, default=20, help="per isolation scenario")
     parser.add_argument("--dashboard-seconds", type=int, default=15)
@@ -421,6 +409,11 @@ def main() -> None:
                 / results["baseline"]["median"],
                 "pipeline_over_limit": results["pipeline"]["median"] / results["limit"]["median"],
             }
+        save()
+    if "kafka" in sections:
+        progress(f"Kafka clients and batch sizes, {args.kafka_records:,} records")
+        results["kafka"] = kafka_clients.measure(args.kafka_records, args.runs)
+        results["kafka_records"] = args.kafka_records
         save()
     if "freshness" in sections:
         progress(f"freshness: {args.freshness_uploads} six-row uploads, idle")
@@ -511,6 +504,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| ingest RSS, {mem['file_mb']:,.0f} MB file: rest -> peak (growth) MB, rows/s | {mem['rss_rest_mb']:.0f} -> {mem['rss_peak_mb']:.0f} ({mem['growth_mb']:.0f}), {mem['ingest_rows_per_s']:,.0f} |"
         )
+    if "kafka" in r:
+        lines += ["", kafka_clients.markdown(r["kafka"], r["kafka_records"])]
     return "\n".join(lines) + "\n"
 
 

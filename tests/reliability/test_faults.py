@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from devstack import generate
 from devstack import kafka as local_kafka
 from devstack import postgres as local_postgres
 from devstack.pipeline import RunningPipeline
@@ -135,6 +136,48 @@ def test_two_of_each_with_one_killed(
         "2 validators + 2 loaders, one of each kill -9",
         injected,
         {upload_id: big_csv},
+        recovery,
+    )
+
+
+def test_validators_and_loaders_join_and_leave_under_load(
+    pipeline: RunningPipeline, tmp_path: Path, report: dict[str, Any]
+) -> None:
+    """Rebalance after rebalance while an upload is processed: up to three validators and
+    two loaders join, leave cleanly (SIGTERM) or die (kill -9). A validator that lost its
+    partitions carries an older group generation, so its transaction is refused (KIP-447);
+    the loaders' offsets live with their rows."""
+    # Three times the other tests' file: the load must outlast every step.
+    csv = generate.write(tmp_path / "rebalances.csv", 600_000, 0.1, seed=13)
+    upload_id = start_and_upload(pipeline, csv)
+    steps = [
+        ("join", "validator", "-2"),
+        ("join", "loader", "-2"),
+        ("join", "validator", "-3"),
+        ("leave", "validator", ""),
+        ("die", "validator", "-2"),
+        ("leave", "loader", ""),
+        ("join", "validator", ""),
+        ("die", "loader", "-2"),
+        ("join", "loader", ""),
+        ("leave", "validator", "-3"),
+    ]
+    for action, name, instance in steps:
+        time.sleep(rng.uniform(0.3, 1.0))  # a random moment, not a synchronisation
+        if action == "join":
+            pipeline.start(name, instance, wait=False)
+        else:
+            pipeline.signal(
+                name + instance, signal.SIGTERM if action == "leave" else signal.SIGKILL
+            )
+    assert status(pipeline, upload_id) != "complete", "the load finished before the rebalances"
+    recovery = wait_complete(pipeline, [upload_id])
+    verify_and_record(
+        report,
+        pipeline,
+        "3 validators + 2 loaders join, leave, die (rebalances)",
+        len(steps),
+        {upload_id: csv},
         recovery,
     )
 

@@ -1,0 +1,20 @@
+"""CPU time of processes, read from /proc: what the benchmarks compare."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def process_cpu_s(pid: int, children: bool = False) -> float:
+    """utime + stime (+ the waited-for children's) of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if Path(f"/proc/{pid}").exists()]
