@@ -290,7 +290,8 @@ checksum/secrets: {{ toJson .Values.global.secrets.create | sha256sum }}
 {{- end }}
 {{- end -}}
 
-{{/* Scheduling: the user's affinity, or by default spread the replicas over nodes. */}}
+{{/* Scheduling: the user's affinity; unless it says otherwise, prefer spreading the replicas
+     over nodes (a node's loss takes one replica, not all). */}}
 {{- define "sales-common.scheduling" -}}
 {{- with .Values.priorityClassName }}
 priorityClassName: {{ . }}
@@ -304,16 +305,10 @@ tolerations: {{- toYaml . | nindent 2 }}
 {{- with .Values.topologySpreadConstraints }}
 topologySpreadConstraints: {{- toYaml . | nindent 2 }}
 {{- end }}
-affinity:
-{{- if .Values.affinity }}
-  {{- toYaml .Values.affinity | nindent 2 }}
-{{- else }}
-  podAntiAffinity:
-    preferredDuringSchedulingIgnoredDuringExecution:
-      - weight: 100
-        podAffinityTerm:
-          topologyKey: kubernetes.io/hostname
-          labelSelector:
-            matchLabels: {{- include "sales-common.selectorLabels" . | nindent 14 }}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- if not (hasKey $affinity "podAntiAffinity") }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "sales-common.selectorLabels" . | fromYaml)) }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) }}
 {{- end }}
+affinity: {{- toYaml $affinity | nindent 2 }}
 {{- end -}}
