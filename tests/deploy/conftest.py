@@ -36,3 +36,22 @@ def compose_schema() -> Path:
             pytest.fail("the compose-spec schema is missing: `make tools` installs it")
         pytest.skip("the compose-spec schema is not installed (make tools)")
     return path
+
+
+@pytest.fixture(scope="session")
+def kube_score() -> str:
+    return tool("kube-score", TOOLS / "bin" / "kube-score")
+
+
+@pytest.fixture(scope="session")
+def crd_files() -> list[Path]:
+    """The operators' CRDs `make tools` copies from their Go modules, and Strimzi's subset."""
+    published = sorted((TOOLS / "crds").glob("*.yaml"))
+    if not published:
+        if os.environ.get("CI"):
+            pytest.fail("the operators' CRDs are missing: `make tools` installs them")
+        pytest.skip("the operators' CRDs are not installed (make tools)")
+    return [
+        *published,
+        REPO / "charts" / "sales-pipeline" / "ci" / "crd-schemas" / "strimzi-subset.yaml",
+    ]

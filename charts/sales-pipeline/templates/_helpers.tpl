@@ -1,27 +1,26 @@
+{{/* The umbrella chart's own objects (Jobs, operators' resources). Connection settings,
+     topics and images come from the library chart's helpers (sales-common.*). */}}
 {{- define "sales-pipeline.fullname" -}}
 {{- printf "%s-sales" .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "sales-pipeline.labels" -}}
-app.kubernetes.io/part-of: sales-pipeline
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{ include "sales-common.commonLabels" . }}
 {{- end -}}
 
-{{- define "sales-pipeline.bootstrapServers" -}}
-{{- if .Values.strimzi.enabled -}}
-{{- printf "%s-kafka-bootstrap:9092" .Values.strimzi.clusterName -}}
-{{- else -}}
-{{- .Values.global.kafka.bootstrapServers -}}
-{{- end -}}
+{{/* Job and test Pod labels: a component, so NetworkPolicies can select them. */}}
+{{- define "sales-pipeline.componentLabels" -}}
+app.kubernetes.io/component: {{ .component }}
+{{ include "sales-pipeline.labels" .ctx }}
 {{- end -}}
 
-{{- define "sales-pipeline.postgresSecretName" -}}
-{{- .Values.global.postgres.existingSecret | default (printf "%s-sales-postgres" .Release.Name) -}}
-{{- end -}}
-
-{{- define "sales-pipeline.hookSecurity" -}}
+{{- define "sales-pipeline.podSpecCommon" -}}
+automountServiceAccountToken: false
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
 securityContext:
   runAsNonRoot: true
   runAsUser: 10001
@@ -36,4 +35,37 @@ securityContext:
   runAsNonRoot: true
   capabilities: {drop: ["ALL"]}
   seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{/* The migrations Job's hook: CloudNativePG makes the "<cluster>-app" Secret only once the
+     (non-hook) Cluster exists, so on install the Job runs after it (post-install); otherwise
+     before anything (pre-install). Upgrades always migrate before the pods roll. */}}
+{{- define "sales-pipeline.migrationsHook" -}}
+{{- if .Values.global.cloudnativepg.enabled -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
+{{- end -}}
+
+{{/* A hook Job's NetworkPolicy: egress to DNS, Kafka and/or PostgreSQL, no ingress. A hook
+     itself, one weight earlier than its Job, so it is there when the Job starts. Call with
+     (dict "ctx" . "component" "migrate" "hook" "pre-install" "weight" -1 "kafka" false "postgres" true). */}}
+{{- define "sales-pipeline.jobNetworkPolicy" -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "sales-pipeline.fullname" .ctx }}-{{ .component }}
+  labels: {{- include "sales-pipeline.labels" .ctx | nindent 4 }}
+  annotations:
+    helm.sh/hook: {{ .hook }}
+    helm.sh/hook-weight: {{ .weight | quote }}
+    helm.sh/hook-delete-policy: before-hook-creation
+    {{- with .ctx.Values.global.commonAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+      app.kubernetes.io/component: {{ .component }}
+  policyTypes: [Ingress, Egress]
+  ingress: []
+  egress: {{- include "sales-common.egress" . | nindent 4 }}
 {{- end -}}

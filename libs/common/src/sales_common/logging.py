@@ -7,6 +7,7 @@ Log events with fields, never with raw customer ids:
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -79,13 +80,29 @@ def get_logger(name: str) -> StructLogger:
     return StructLogger(logging.getLogger(name))
 
 
+LOG_FILE_MAX_BYTES = 50 * 1024 * 1024
+LOG_FILE_BACKUPS = 3
+
+
 def configure_logging(
-    service: str, level: str = "INFO", log_file: str | None = None, json: bool = True
+    service: str,
+    level: str = "INFO",
+    log_file: str | None = None,
+    json: bool = True,
+    *,
+    max_bytes: int = LOG_FILE_MAX_BYTES,
+    backups: int = LOG_FILE_BACKUPS,
 ) -> None:
+    """Stdout always; LOG_FILE rotated by size, so at most (backups + 1) * max_bytes on disk
+    (a container's log volume is a small emptyDir)."""
     formatter: logging.Formatter = JsonFormatter(service) if json else ConsoleFormatter()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+        )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

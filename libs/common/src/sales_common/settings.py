@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sales_common.logging import LOG_FILE_BACKUPS, LOG_FILE_MAX_BYTES, configure_logging
+
 MIN_SECRET_BYTES = 32
 
 
@@ -169,7 +171,25 @@ class ProcessSettings(BaseSettings):
 
     log_level: str = "INFO"
     log_file: str | None = Field(default=None, validation_alias="LOG_FILE")
+    # LOG_FILE rotates at this size, keeping this many old files.
+    log_file_max_bytes: int = Field(
+        default=LOG_FILE_MAX_BYTES, gt=0, validation_alias="LOG_FILE_MAX_BYTES"
+    )
+    log_file_backups: int = Field(
+        default=LOG_FILE_BACKUPS, ge=0, validation_alias="LOG_FILE_BACKUPS"
+    )
     log_json: bool = True
+
+    def configure_logging(self, service: str) -> None:
+        """configure_logging() with this program's logging settings."""
+        configure_logging(
+            service,
+            self.log_level,
+            self.log_file,
+            self.log_json,
+            max_bytes=self.log_file_max_bytes,
+            backups=self.log_file_backups,
+        )
 
 
 class ServiceSettings(ProcessSettings):

@@ -8,7 +8,6 @@ from prometheus_client import CollectorRegistry
 from sales_common.auth import TokenIssuer, TokenVerifier
 from sales_common.db import check_database, close_pool, create_pool, register_json_codecs
 from sales_common.errors import install_error_handlers
-from sales_common.logging import configure_logging
 from sales_common.observability import install_observability
 
 from dashboard import api, tokens, ui
@@ -21,9 +20,7 @@ from dashboard.throttle import LoginThrottle
 
 def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     settings = settings or DashboardSettings()  # read from the environment
-    configure_logging(
-        settings.service_name, settings.log_level, settings.log_file, settings.log_json
-    )
+    settings.configure_logging(settings.service_name)
     registry = CollectorRegistry()
 
     @contextlib.asynccontextmanager

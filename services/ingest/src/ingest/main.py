@@ -11,7 +11,6 @@ from sales_common.db import check_database, close_pool, create_pool
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe
 from sales_common.lifecycle import background_loop
-from sales_common.logging import configure_logging
 from sales_common.observability import Heartbeat, install_observability
 
 from ingest.api import router
@@ -32,9 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     # step of every request (Python's default is 5 ms): measured, it decides whether a
     # small upload during big ones takes 0.5 s or 1-2 s.
     sys.setswitchinterval(GIL_SWITCH_S)
-    configure_logging(
-        settings.service_name, settings.log_level, settings.log_file, settings.log_json
-    )
+    settings.configure_logging(settings.service_name)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
 

@@ -15,7 +15,6 @@ from sales_common.db import (
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe, with_backoff
 from sales_common.lifecycle import background_loop
-from sales_common.logging import configure_logging
 from sales_common.observability import Heartbeat, install_observability
 from sales_common.schema.migrations import migrate
 
@@ -28,9 +27,7 @@ from loader.state import LoaderState
 
 def create_app(settings: LoaderSettings | None = None) -> FastAPI:
     settings = settings or LoaderSettings()
-    configure_logging(
-        settings.service_name, settings.log_level, settings.log_file, settings.log_json
-    )
+    settings.configure_logging(settings.service_name)
     registry = CollectorRegistry()
     metrics = LoaderMetrics(registry)
 

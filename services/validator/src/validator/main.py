@@ -8,7 +8,6 @@ from prometheus_client import CollectorRegistry
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe
 from sales_common.lifecycle import background_loop
-from sales_common.logging import configure_logging
 from sales_common.observability import Heartbeat, install_observability
 
 from validator.config import ValidatorSettings
@@ -19,9 +18,7 @@ from validator.state import ValidatorState
 
 def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
     settings = settings or ValidatorSettings()  # read from the environment
-    configure_logging(
-        settings.service_name, settings.log_level, settings.log_file, settings.log_json
-    )
+    settings.configure_logging(settings.service_name)
     registry = CollectorRegistry()
     metrics = ValidatorMetrics(registry)
 

@@ -1,4 +1,6 @@
-{{/* Names and labels. Every helper is prefixed "sales-common.". */}}
+{{/* Names, labels and the connection settings every object shares. Every helper is prefixed
+     "sales-common."; the umbrella chart's own templates (Jobs, operators' resources) call the
+     ones that read only .Values.global and .Release, so each concept has one home. */}}
 
 {{- define "sales-common.fullname" -}}
 {{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
@@ -9,17 +11,42 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* global.commonLabels (GitOps owners, cost centres) on every object the chart makes. */}}
+{{- define "sales-common.commonLabels" -}}
+app.kubernetes.io/part-of: sales-pipeline
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.global.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{- define "sales-common.labels" -}}
 {{ include "sales-common.selectorLabels" . }}
-app.kubernetes.io/part-of: sales-pipeline
 app.kubernetes.io/version: {{ .Chart.AppVersion | default .Chart.Version | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{ include "sales-common.commonLabels" . }}
+{{- end -}}
+
+{{/* metadata.annotations: global.commonAnnotations merged with the object's own. Call with
+     (dict "ctx" . "extra" $annotations); renders nothing when both are empty. */}}
+{{- define "sales-common.annotations" -}}
+{{- $all := merge (deepCopy (.extra | default dict)) (.ctx.Values.global.commonAnnotations | default dict) -}}
+{{- with $all }}
+annotations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* <registry>/<repository>[:tag][@digest]; call with (dict "global" .Values.global.image
+     "image" <a service's image values> "name" <service>). A digest pins the image. */}}
+{{- define "sales-common.imageRef" -}}
+{{- $repo := .image.repository | default (printf "sales-pipeline/%s" .name) -}}
+{{- $ref := printf "%s/%s:%s" .global.registry $repo (.image.tag | default .global.tag) -}}
+{{- with .image.digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end -}}
+{{- $ref -}}
 {{- end -}}
 
 {{- define "sales-common.image" -}}
-{{- $g := .Values.global.image -}}
-{{- printf "%s/%s:%s" $g.registry (.Values.image.repository | default (printf "sales-pipeline/%s" .Chart.Name)) (.Values.image.tag | default $g.tag) -}}
+{{- include "sales-common.imageRef" (dict "global" .Values.global.image "image" .Values.image "name" .Chart.Name) -}}
 {{- end -}}
 
 {{/* The env prefix a service's settings class reads: INGEST_, LOADER_, ... */}}
@@ -31,8 +58,165 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.global.secrets.existingSecret | default (printf "%s-sales-secrets" .Release.Name) -}}
 {{- end -}}
 
-{{- define "sales-common.postgresSecretName" -}}
-{{- .Values.global.postgres.existingSecret | default (printf "%s-sales-postgres" .Release.Name) -}}
+{{/* The topics, every role resolved: {raw: {name, partitions}, rawPriority: ...}. An express
+     lane left unnamed is "<main topic>.priority", as TopicSettings names it. */}}
+{{- define "sales-common.topics" -}}
+{{- $t := .Values.global.kafka.topics -}}
+{{- range $role := list "raw" "validated" "rejected" }}
+{{ $role }}: {name: {{ (index $t $role).name | quote }}, partitions: {{ (index $t $role).partitions }}}
+{{- $lane := index $t (printf "%sPriority" $role) }}
+{{ $role }}Priority: {name: {{ $lane.name | default (printf "%s.priority" (index $t $role).name) | quote }}, partitions: {{ $lane.partitions }}}
+{{- end }}
+{{- end -}}
+
+{{/* How to reach Kafka. With global.strimzi.enabled: the cluster's bootstrap service, its TLS
+     listener with SCRAM-SHA-512, the password in the Secret Strimzi's User Operator makes for the
+     KafkaUser (named after it) and the cluster CA Strimzi publishes; else global.kafka. */}}
+{{- define "sales-common.kafka" -}}
+{{- $s := .Values.global.strimzi -}}
+{{- if $s.enabled -}}
+bootstrapServers: {{ printf "%s-kafka-bootstrap:9093" $s.clusterName | quote }}
+port: 9093
+securityProtocol: SASL_SSL
+saslMechanism: SCRAM-SHA-512
+saslUsername: {{ $s.userName }}
+passwordSecret: {{ $s.userName }}
+passwordKey: password
+caSecret: {{ printf "%s-cluster-ca-cert" $s.clusterName }}
+caKey: ca.crt
+{{- else -}}
+{{- $k := .Values.global.kafka -}}
+bootstrapServers: {{ $k.bootstrapServers | quote }}
+port: {{ .Values.global.networkPolicy.kafkaPort }}
+securityProtocol: {{ $k.securityProtocol }}
+saslMechanism: {{ $k.sasl.mechanism | quote }}
+saslUsername: {{ $k.sasl.username | quote }}
+passwordSecret: {{ $k.sasl.existingSecret | quote }}
+passwordKey: {{ $k.sasl.passwordKey }}
+caSecret: {{ $k.tls.caSecret | quote }}
+caKey: {{ $k.tls.caKey }}
+{{- end -}}
+{{- end -}}
+
+{{/* How to reach PostgreSQL. With global.cloudnativepg.enabled: the "<cluster>-app" Secret's
+     "uri" and the "<cluster>-ca" Secret's ca.crt, both made by CloudNativePG; else global.postgres. */}}
+{{- define "sales-common.postgres" -}}
+{{- $c := .Values.global.cloudnativepg -}}
+{{- $p := .Values.global.postgres -}}
+sslmode: {{ $p.sslmode }}
+port: {{ .Values.global.networkPolicy.postgresPort }}
+{{- if $c.enabled }}
+dsnSecret: {{ printf "%s-app" $c.clusterName }}
+dsnKey: uri
+caSecret: {{ printf "%s-ca" $c.clusterName }}
+caKey: ca.crt
+{{- else }}
+dsnSecret: {{ $p.existingSecret | default (printf "%s-sales-postgres" .Release.Name) }}
+dsnKey: {{ $p.dsnKey }}
+caSecret: {{ $p.tls.caSecret | quote }}
+caKey: {{ $p.tls.caKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "sales-common.kafkaCaDir" -}}/etc/sales/kafka-ca{{- end -}}
+{{- define "sales-common.postgresCaDir" -}}/etc/sales/postgres-ca{{- end -}}
+
+{{/* Kafka settings as a program's env; call with (dict "ctx" . "prefix" "VALIDATOR"). */}}
+{{- define "sales-common.kafkaEnv" -}}
+{{- $k := include "sales-common.kafka" .ctx | fromYaml -}}
+{{- $p := .prefix -}}
+- name: {{ $p }}_KAFKA__BOOTSTRAP_SERVERS
+  value: {{ $k.bootstrapServers | quote }}
+- name: {{ $p }}_KAFKA__SECURITY_PROTOCOL
+  value: {{ $k.securityProtocol | quote }}
+{{- if $k.saslMechanism }}
+- name: {{ $p }}_KAFKA__SASL_MECHANISM
+  value: {{ $k.saslMechanism | quote }}
+- name: {{ $p }}_KAFKA__SASL_USERNAME
+  value: {{ required "global.kafka.sasl.username is required with SASL" $k.saslUsername | quote }}
+- name: {{ $p }}_KAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "global.kafka.sasl.existingSecret is required with SASL" $k.passwordSecret }}
+      key: {{ $k.passwordKey }}
+{{- end }}
+{{- if $k.caSecret }}
+- name: {{ $p }}_KAFKA__SSL_CAFILE
+  value: {{ printf "%s/%s" (include "sales-common.kafkaCaDir" .) $k.caKey | quote }}
+{{- end }}
+{{- range $role, $topic := include "sales-common.topics" .ctx | fromYaml }}
+- name: {{ $p }}_KAFKA__TOPICS__{{ $role | snakecase | upper }}
+  value: {{ $topic.name | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* PostgreSQL settings as a program's env; call with (dict "ctx" . "prefix" "LOADER"). */}}
+{{- define "sales-common.postgresEnv" -}}
+{{- $pg := include "sales-common.postgres" .ctx | fromYaml -}}
+- name: {{ .prefix }}_POSTGRES__DSN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $pg.dsnSecret }}
+      key: {{ $pg.dsnKey }}
+- name: {{ .prefix }}_POSTGRES__SSLMODE
+  value: {{ $pg.sslmode | quote }}
+{{- if $pg.caSecret }}
+- name: {{ .prefix }}_POSTGRES__SSLROOTCERT
+  value: {{ printf "%s/%s" (include "sales-common.postgresCaDir" .) $pg.caKey | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The CA volumes a program that talks to Kafka and/or PostgreSQL needs; call with
+     (dict "ctx" . "kafka" true "postgres" false). "caVolumeMounts" takes the same. */}}
+{{- define "sales-common.caVolumes" -}}
+{{- $k := include "sales-common.kafka" .ctx | fromYaml -}}
+{{- $pg := include "sales-common.postgres" .ctx | fromYaml -}}
+{{- if and .kafka $k.caSecret }}
+- name: kafka-ca
+  secret: {secretName: {{ $k.caSecret }}, items: [{key: {{ $k.caKey }}, path: {{ $k.caKey }}}]}
+{{- end }}
+{{- if and .postgres $pg.caSecret }}
+- name: postgres-ca
+  secret: {secretName: {{ $pg.caSecret }}, items: [{key: {{ $pg.caKey }}, path: {{ $pg.caKey }}}]}
+{{- end }}
+{{- end -}}
+
+{{- define "sales-common.caVolumeMounts" -}}
+{{- $k := include "sales-common.kafka" .ctx | fromYaml -}}
+{{- $pg := include "sales-common.postgres" .ctx | fromYaml -}}
+{{- if and .kafka $k.caSecret }}
+- {name: kafka-ca, mountPath: {{ include "sales-common.kafkaCaDir" . }}, readOnly: true}
+{{- end }}
+{{- if and .postgres $pg.caSecret }}
+- {name: postgres-ca, mountPath: {{ include "sales-common.postgresCaDir" . }}, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules to DNS, Kafka and/or PostgreSQL; same arguments as caVolumes.
+     The peers follow the operators' pod labels when they run the servers. */}}
+{{- define "sales-common.egress" -}}
+{{- $np := .ctx.Values.global.networkPolicy -}}
+- ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]
+{{- if .kafka }}
+{{- $k := include "sales-common.kafka" .ctx | fromYaml }}
+- to:
+    {{- if .ctx.Values.global.strimzi.enabled }}
+    - podSelector: {matchLabels: {strimzi.io/cluster: {{ .ctx.Values.global.strimzi.clusterName }}, strimzi.io/kind: Kafka}}
+    {{- else }}
+    {{- toYaml $np.kafkaPeers | nindent 4 }}
+    {{- end }}
+  ports: [{port: {{ $k.port }}}]
+{{- end }}
+{{- if .postgres }}
+{{- $pg := include "sales-common.postgres" .ctx | fromYaml }}
+- to:
+    {{- if .ctx.Values.global.cloudnativepg.enabled }}
+    - podSelector: {matchLabels: {cnpg.io/cluster: {{ .ctx.Values.global.cloudnativepg.clusterName }}}}
+    {{- else }}
+    {{- toYaml $np.postgresPeers | nindent 4 }}
+    {{- end }}
+  ports: [{port: {{ $pg.port }}}]
+{{- end }}
 {{- end -}}
 
 {{/* Pod security: the "restricted" Pod Security Standard plus a read-only root filesystem. */}}
@@ -65,32 +249,14 @@ seccompProfile:
 - name: LOG_FILE
   value: /var/log/sales.log
 {{- if .Values.uses.kafka }}
-- name: {{ $p }}_KAFKA__BOOTSTRAP_SERVERS
-  value: {{ .Values.global.kafka.bootstrapServers | quote }}
-- name: {{ $p }}_KAFKA__SECURITY_PROTOCOL
-  value: {{ .Values.global.kafka.securityProtocol | quote }}
-{{- with .Values.global.kafka.sasl }}
-{{- if .mechanism }}
-- name: {{ $p }}_KAFKA__SASL_MECHANISM
-  value: {{ .mechanism | quote }}
-- name: {{ $p }}_KAFKA__SASL_USERNAME
-  value: {{ .username | quote }}
-- name: {{ $p }}_KAFKA__SASL_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ required "global.kafka.sasl.existingSecret is required with SASL" .existingSecret }}
-      key: {{ .passwordKey }}
+{{ include "sales-common.kafkaEnv" (dict "ctx" . "prefix" $p) }}
 {{- end }}
-{{- end }}
+{{- if .Values.consumer.groupId }}
+- name: {{ $p }}_GROUP_ID
+  value: {{ .Values.consumer.groupId | quote }}
 {{- end }}
 {{- if .Values.uses.postgres }}
-- name: {{ $p }}_POSTGRES__DSN
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "sales-common.postgresSecretName" . }}
-      key: {{ .Values.global.postgres.dsnKey }}
-- name: {{ $p }}_POSTGRES__SSLMODE
-  value: {{ .Values.global.postgres.sslmode | quote }}
+{{ include "sales-common.postgresEnv" (dict "ctx" . "prefix" $p) }}
 {{- end }}
 {{- if .Values.uses.jwt }}
 - name: {{ $p }}_AUTH__JWT_SECRET
@@ -112,33 +278,37 @@ seccompProfile:
 {{- end }}
 {{- end -}}
 
-{{/* The whole set of objects of one service; a subchart's only template includes this. */}}
-{{- define "sales-common.service" -}}
-{{ include "sales-common.serviceaccount" . }}
----
-{{ include "sales-common.configmap" . }}
----
-{{ include "sales-common.deployment" . }}
----
-{{ include "sales-common.k8sService" . }}
-{{- if .Values.pdb.enabled }}
----
-{{ include "sales-common.pdb" . }}
+{{/* Pod-template annotations: checksums that roll the pods when their configuration or a
+     chart-made secret changes, plus podAnnotations. */}}
+{{- define "sales-common.podAnnotations" -}}
+checksum/config: {{ include "sales-common.configmap" . | sha256sum }}
+{{- if and .Values.global.secrets.create.enabled (not .Values.global.secrets.existingSecret) }}
+checksum/secrets: {{ toJson .Values.global.secrets.create | sha256sum }}
 {{- end }}
-{{- if .Values.autoscaling.enabled }}
----
-{{ include "sales-common.hpa" . }}
+{{- with .Values.podAnnotations }}
+{{ toYaml . }}
 {{- end }}
-{{- if .Values.global.networkPolicy.enabled }}
----
-{{ include "sales-common.networkpolicy" . }}
+{{- end -}}
+
+{{/* Scheduling: the user's affinity; unless it says otherwise, prefer spreading the replicas
+     over nodes (a node's loss takes one replica, not all). */}}
+{{- define "sales-common.scheduling" -}}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
 {{- end }}
-{{- if .Values.global.metrics.serviceMonitor.enabled }}
----
-{{ include "sales-common.servicemonitor" . }}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- if and .Values.ingress .Values.ingress.enabled }}
----
-{{ include "sales-common.ingress" . }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with .Values.topologySpreadConstraints }}
+topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- if not (hasKey $affinity "podAntiAffinity") }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "sales-common.selectorLabels" . | fromYaml)) }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) }}
+{{- end }}
+affinity: {{- toYaml $affinity | nindent 2 }}
 {{- end -}}

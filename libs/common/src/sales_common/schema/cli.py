@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from sales_common.logging import configure_logging, get_logger
+from sales_common.logging import get_logger
 from sales_common.schema.config import MigrateSettings
 from sales_common.schema.migrations import migrate
 
@@ -19,7 +19,7 @@ log = get_logger(__name__)
 def main() -> None:
     argparse.ArgumentParser(description=__doc__).parse_args()
     settings = MigrateSettings()
-    configure_logging("migrate", settings.log_level, settings.log_file, settings.log_json)
+    settings.configure_logging("migrate")
     applied = asyncio.run(migrate(settings.postgres))
     log.info("migrations_done", applied=applied)
 
