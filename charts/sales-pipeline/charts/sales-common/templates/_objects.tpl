@@ -300,7 +300,8 @@ spec:
     - type: kafka
       metadata:
         bootstrapServers: {{ $k.bootstrapServers | quote }}
-        consumerGroup: {{ $.Values.consumer.groupId | quote }}
+        {{- /* The express lane (topics "…Priority") is a consumer group of its own. */}}
+        consumerGroup: {{ ternary (printf "%s.express" $.Values.consumer.groupId) $.Values.consumer.groupId (hasSuffix "Priority" .) | quote }}
         topic: {{ (index $topics .).name | quote }}
         lagThreshold: {{ $keda.lagThreshold | quote }}
         offsetResetPolicy: earliest
