@@ -91,7 +91,8 @@ class Head:
     def validator(self, payloads: list[bytes]) -> list[tuple[bool, bytes]]:
         out = []
         for payload in payloads:
-            result = validate(decode_raw(payload), RULES, HASHER, NOW)
+            [raw] = decode_raw(payload)
+            result = validate(raw, RULES, HASHER, NOW)
             result.event_id.encode()
             out.append((isinstance(result, RejectedSaleStruct), encode_struct(result)))
         return out

@@ -32,6 +32,7 @@ from sales_common.codec import (
 )
 from sales_common.events import (
     Contract,
+    RawRecord,
     RawRecords,
     RawSale,
     RejectedSale,
@@ -39,6 +40,7 @@ from sales_common.events import (
     Violation,
     decode,
     encode,
+    raw_sales,
 )
 
 Struct = RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct
@@ -49,7 +51,7 @@ PAIRS: list[tuple[type[BaseModel], type[msgspec.Struct]]] = [
     (Violation, ViolationStruct),
 ]
 HOT_DECODERS: list[tuple[type[Contract], Callable[[bytes], Struct]]] = [
-    (RawSale, decode_raw),
+    (RawSale, lambda payload: decode_raw(payload)[0]),
     (ValidatedSale, decode_validated),
     (RejectedSale, decode_rejected),
 ]
@@ -200,7 +202,7 @@ def test_what_producers_write_never_falls_back_to_the_contract(
     # ingest writes sales.raw with RawRecords, received_at as datetime.isoformat().
     at = datetime.now(UTC).isoformat()
     raw = RawRecords("u", 3, "f.csv", at).encode(1, orjson.dumps({"product": "Halal X"}), 1)
-    payloads.append((decode_raw, raw))
+    payloads.append((lambda payload: decode_raw(payload)[0], raw))
     monkeypatch.setattr(codec, "decode", refuse)
     for hot_decode, payload in payloads:
         hot_decode(payload)
@@ -321,6 +323,24 @@ def test_the_hot_path_accepts_exactly_what_the_contract_accepts_with_the_same_va
     assert 10 < accepted < len(payloads) - 10  # both verdicts are exercised
 
 
+def test_a_packed_raw_record_reads_as_its_rows_on_both_paths() -> None:
+    at = datetime.now(UTC).isoformat()
+    records = RawRecords("u", 3, "f.csv", at)
+    rows = [records.encode(n, orjson.dumps({"product": f"Halal {n}"}), 1) for n in range(1, 6)]
+    packed = RawRecords.pack(rows)
+    hot = decode_raw(packed)
+    contract = raw_sales(packed)
+    assert [r.row_number for r in hot] == [r.row_number for r in contract] == [1, 2, 3, 4, 5]
+    assert [r.fields for r in hot] == [r.fields for r in contract]
+    assert RawRecords.pack(rows[:1]) == rows[0]  # one row stays a plain RawSale
+    broken = RawRecords.pack([rows[0], rows[1].replace(b'"row_number":2', b'"row_number":0')])
+    for refused in (broken, b"[]", b"[1]"):
+        with pytest.raises(ValidationError):
+            decode_raw(refused)
+        with pytest.raises(ValidationError):
+            raw_sales(refused)
+
+
 @pytest.mark.parametrize(("model", "struct"), PAIRS[:3], ids=["raw", "validated", "rejected"])
 def test_the_structs_alone_refuse_what_matters(
     model: type[Contract], struct: type[msgspec.Struct]
@@ -347,7 +367,8 @@ def test_not_records_are_refused_with_the_contracts_reasons() -> None:
             with pytest.raises(ValidationError) as hot:
                 hot_decode(payload)
             with pytest.raises(ValidationError) as contract:
-                decode(model, payload)
+                # sales.raw's record is a RawSale or a pack of them: RawRecord.
+                (RawRecord if model is RawSale else model).model_validate_json(payload)
             assert str(hot.value) == str(contract.value)
 
 

@@ -69,7 +69,8 @@ def test_the_columns_are_the_records_fields_in_contract_order() -> None:
 def test_rows_of_generated_records_are_the_rows_built_from_the_contract() -> None:
     sales = rejections = 0
     for raw in raw_records(20_000, seed=3):
-        result = validate(decode_raw(raw), RuleSettings(), HASHER, NOW)
+        [decoded] = decode_raw(raw)
+        result = validate(decoded, RuleSettings(), HASHER, NOW)
         wire = encode_struct(result)
         if isinstance(result, RejectedSaleStruct):
             row = rejection_row(decode_rejected(wire))

@@ -35,7 +35,8 @@ def validate(
 ) -> ValidatedSale | RejectedSale:
     """The rules as the validator runs them (the record decoded and the result encoded by the
     hot path), read back through the contract, as every reader of the topics reads them."""
-    result = rules.validate(decode_raw(encode(raw)), settings, hasher, now)
+    [decoded] = decode_raw(encode(raw))
+    result = rules.validate(decoded, settings, hasher, now)
     if isinstance(result, ValidatedSaleStruct):
         return decode(ValidatedSale, encode_struct(result))
     return decode(RejectedSale, encode_struct(result))

@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
+from sales_common.events import RawRecord, RejectedSale, ValidatedSale, decode, encode
 
 # The constraints of the models' fields. `\Z`, not `$`: Python's `$` also matches before a
 # final newline, pydantic's (Rust) regex does not.
@@ -96,7 +96,9 @@ class RejectedSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 _ENCODER = msgspec.json.Encoder()
-_RAW = msgspec.json.Decoder(RawSaleStruct)
+_RAW = msgspec.json.Decoder(
+    RawSaleStruct | Annotated[list[RawSaleStruct], msgspec.Meta(min_length=1)]
+)
 _VALIDATED = msgspec.json.Decoder(ValidatedSaleStruct)
 _REJECTED = msgspec.json.Decoder(RejectedSaleStruct)
 
@@ -106,12 +108,14 @@ def encode_struct(record: RawSaleStruct | ValidatedSaleStruct | RejectedSaleStru
     return _ENCODER.encode(record)
 
 
-def decode_raw(payload: bytes) -> RawSaleStruct:
-    """A `sales.raw` record; raises pydantic's ValidationError for what the contract refuses."""
+def decode_raw(payload: bytes) -> list[RawSaleStruct]:
+    """The rows of a `sales.raw` record (one row, or several of one upload); raises
+    pydantic's ValidationError for what the contract refuses."""
     try:
-        return _RAW.decode(payload)
+        decoded = _RAW.decode(payload)
     except msgspec.MsgspecError:
-        return _RAW.decode(encode(decode(RawSale, payload)))
+        decoded = _RAW.decode(RawRecord.model_validate_json(payload).model_dump_json())
+    return decoded if isinstance(decoded, list) else [decoded]
 
 
 def _plain_decimal(text: str) -> bool:

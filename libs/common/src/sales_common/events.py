@@ -1,4 +1,5 @@
-"""The public contracts: one Kafka record per CSV row, JSON encoded, versioned.
+"""The topic contracts, JSON encoded, versioned: one Kafka record per sale on the public
+topics; on the internal sales.raw, one row or several rows of one upload per record.
 
 `sales.validated` is consumed by other teams: change it only by adding optional fields,
 or by bumping `SCHEMA_VERSION` and announcing it. `docs/schemas/` holds the JSON Schemas
@@ -13,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 SCHEMA_VERSION: Literal[1] = 1
 CONTENT_TYPE = "application/json"
@@ -49,6 +50,22 @@ class RawSale(Contract):
     received_at: datetime
 
 
+class RawRecord(RootModel[RawSale | Annotated[list[RawSale], Field(min_length=1)]]):
+    """A `sales.raw` record: one row, or consecutive rows of one upload (ingest packs up to
+    `INGEST_UPLOADS__ROWS_PER_RECORD` rows in a record: a Kafka record per row cost the
+    broker and both clients more than the rows' own work; docs/BENCHMARKS.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def rows(self) -> list[RawSale]:
+        return self.root if isinstance(self.root, list) else [self.root]
+
+
+def raw_sales(payload: bytes) -> list[RawSale]:
+    """The rows of a `sales.raw` record, checked against the contract."""
+    return RawRecord.model_validate_json(payload).rows()
+
+
 class RawRecords:
     """Encodes one upload's `RawSale` records without a model or a dict per row (ingest's
     hot path): the upload's constant parts are encoded once, and each row's `fields` object
@@ -68,6 +85,11 @@ class RawRecords:
             orjson.dumps(filename),
             orjson.dumps(received_at),
         )
+
+    @staticmethod
+    def pack(rows: list[bytes]) -> bytes:
+        """One record of consecutive encoded rows (a single row stays a plain RawSale)."""
+        return rows[0] if len(rows) == 1 else b"[%s]" % b",".join(rows)
 
     def encode(self, row_number: int, fields_json: bytes, field_count: int) -> bytes:
         return b'%s%d,"fields":%s,"field_count":%d%s' % (
@@ -165,8 +187,8 @@ def event_id_for_source(source: str) -> str:
     return hashlib.sha256(f"src:{source}".encode()).hexdigest()[:32]
 
 
-TOPIC_MODELS: dict[str, type[Contract]] = {
-    "sales.raw": RawSale,
+TOPIC_MODELS: dict[str, type[BaseModel]] = {
+    "sales.raw": RawRecord,
     "sales.validated": ValidatedSale,
     "sales.rejected": RejectedSale,
 }

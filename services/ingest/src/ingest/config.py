@@ -14,6 +14,10 @@ class UploadLimits(BaseModel):
     # Uploads of at most this many rows take the express lane (sales.*.priority), so they
     # never queue behind big ones.
     small_rows: int = 1000
+    # Rows packed into one sales.raw record (chosen by measurement, docs/BENCHMARKS.md),
+    # within a size well under the broker's default message.max.bytes (1 MiB).
+    rows_per_record: int = Field(default=128, ge=1)
+    record_bytes: int = Field(default=256 * 1024, ge=1024)
 
 
 class SpoolSettings(BaseModel):

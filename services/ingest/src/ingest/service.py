@@ -282,14 +282,25 @@ class UploadService:
             first["upload_id"], first["status"], first["rows_total"], duplicate=True
         )
 
-    @staticmethod
     def _raw_records(
-        received: _Received, upload_id: UUID, filename: str
+        self, received: _Received, upload_id: UUID, filename: str
     ) -> Iterator[tuple[bytes, bytes]]:
+        """The upload's rows, packed: up to `rows_per_record` consecutive rows a record, and
+        no more than `record_bytes` (a longer single row travels alone)."""
+        limits = self._settings.uploads
         upload = str(upload_id)
         records = RawRecords(upload, len(received.columns), filename, received.received_at)
+        pack: list[bytes] = []
+        size = 0
+        first = 1
         for row_number, (field_count, fields_json) in enumerate(received.spool.rows(), 1):
-            yield (
-                f"{upload}:{row_number}".encode(),
-                records.encode(row_number, fields_json, field_count),
-            )
+            row = records.encode(row_number, fields_json, field_count)
+            if pack and (
+                len(pack) == limits.rows_per_record or size + len(row) > limits.record_bytes
+            ):
+                yield f"{upload}:{first}".encode(), RawRecords.pack(pack)
+                pack, size, first = [], 0, row_number
+            pack.append(row)
+            size += len(row) + 1
+        if pack:
+            yield f"{upload}:{first}".encode(), RawRecords.pack(pack)

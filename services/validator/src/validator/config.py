@@ -37,6 +37,7 @@ class ValidatorSettings(ServiceSettings):
     # How long a dead validator's open transaction can hold back read_committed readers
     # (Kafka Streams' exactly-once default); a batch commits in well under a second.
     transaction_timeout_ms: int = 10_000
-    max_batch_records: int = 2000
+    # Records a transaction consumes: with ingest's packs of up to 128 rows, about 5,000 rows.
+    max_batch_records: int = 40
     rules: RuleSettings = Field(default_factory=RuleSettings)
     pii: PiiSettings

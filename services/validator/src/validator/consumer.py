@@ -130,10 +130,18 @@ class ValidatorHandler:
         rules, hasher = self._settings.rules, self._hasher
         for record in records:
             try:
-                raw = decode_raw(record.value() or b"")
-                results.append(validate(raw, rules, hasher, now))
+                rows = decode_raw(record.value() or b"")
             except (ValidationError, ValueError) as exc:
+                # Kept whole: ingest writes every record of an upload, so one that is not
+                # a sales.raw record at all has no row to trust.
                 results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
+                continue
+            for index, raw in enumerate(rows):
+                try:
+                    results.append(validate(raw, rules, hasher, now))
+                except ValueError as exc:  # a row no rule foresaw: kept, never blocking
+                    source = f"{source_of(record)}#{index}"
+                    results.append(unreadable(source, f"not a valid row: {exc}", now))
         return results
 
     def _outgoing(self, results: list[Result]) -> list[Outgoing]:
