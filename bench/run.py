@@ -63,12 +63,15 @@ def dataset(rows: int, seed: int = 7) -> Path:
 
 
 class Bench:
-    def __init__(self, infra: Infrastructure) -> None:
+    def __init__(self, infra: Infrastructure, settings: dict[str, str] | None = None) -> None:
         self.infra = infra
+        self.settings = settings or {}
 
     def pipeline(self, workdir: Path) -> tuple[RunningPipeline, str]:
         db = asyncio.run(create_database(self.infra.admin_dsn))
-        return RunningPipeline(self.infra, db, workdir, RESULTS / "logs"), db
+        pipeline = RunningPipeline(self.infra, db, workdir, RESULTS / "logs")
+        pipeline.configure(**self.settings)
+        return pipeline, db
 
     def finish(self, pipeline: RunningPipeline, db: str) -> None:
         pipeline.stop_all()
@@ -337,6 +340,14 @@ def main() -> None:
         help=f"comma-separated subset of {', '.join(SECTIONS)} (an A/B needs only 'pipeline')",
     )
     parser.add_argument("--out", default="latest", help="results/<out>.json and .md")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the services (an A/B of one lever): without a prefix for every "
+        "service, with one for that service, e.g. INGEST_UPLOADS__ROWS_PER_RECORD=1",
+    )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if unknown := sections - set(SECTIONS):
@@ -346,7 +357,7 @@ def main() -> None:
     config = StackConfig()
     start_infrastructure(config)
     infra = Infrastructure(config.bootstrap_servers, postgres.superuser_dsn(config), config)
-    bench = Bench(infra)
+    bench = Bench(infra, dict(item.split("=", 1) for item in args.set))
     csv = dataset(args.rows)
     small = dataset(args.baseline_rows)
     results: dict[str, Any] = {
@@ -360,6 +371,7 @@ def main() -> None:
             ).stdout.strip(),
         },
         "rows": args.rows,
+        "settings": args.set,
     }
 
     def save() -> None:
@@ -452,7 +464,7 @@ def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
         f"Machine: {m['cpus']} cores, Python {m['python']}, {m['platform']}, {m['date']}, commit {m['commit']}.",
-        "",
+        *([f"Settings: {', '.join(r['settings'])}.", ""] if r.get("settings") else [""]),
         "| figure | value |",
         "|---|---|",
     ]

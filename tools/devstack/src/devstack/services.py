@@ -28,8 +28,8 @@ class Endpoints:
     database_url: str
     topics: Mapping[str, str] = field(default_factory=dict)
     group_suffix: str = ""
-    # Further settings, named without the service prefix,
-    # e.g. {"KAFKA__SESSION_TIMEOUT_MS": "2000"}.
+    # Further settings, named without the service prefix for every service,
+    # e.g. {"KAFKA__SESSION_TIMEOUT_MS": "2000"}, or with one service's prefix for that one.
     settings: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -46,7 +46,10 @@ def service_env(
     for role, topic in endpoints.topics.items():
         env[f"{prefix}KAFKA__TOPICS__{role.upper()}"] = topic
     for key, value in endpoints.settings.items():
-        env[f"{prefix}{key}"] = value
+        if not any(key.startswith(s.env_prefix) for s in SERVICES.values()):
+            env[f"{prefix}{key}"] = value
+        elif key.startswith(prefix):  # named with one service's prefix: that one only
+            env[key] = value
     if log_file is not None:
         env["LOG_FILE"] = str(log_file)
     if name in ("ingest", "dashboard"):
