@@ -6,7 +6,7 @@ HELM_VERSION ?= v3.22.0
 COMPOSE_SCHEMA_VERSION ?= 1.0.0
 TOOLS := .stack/tools
 
-.PHONY: setup help tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
+.PHONY: setup help tools up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
 
 setup:  ## Python workspace from the lock file (installs uv when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -68,3 +68,8 @@ bench: setup  ## benchmarks against the naive baseline and the COPY limit; bench
 test-faults: setup  ## only the fault-injection suite (kill -9, restarts), writes test-artifacts/reliability.md
 	$(UV) run devstack infra
 	$(UV) run pytest -m reliability
+
+test-containers: setup  ## images (podman, no registry) and compose.yaml for real: seed uploads, non-root, read-only
+	@command -v podman >/dev/null && command -v podman-compose >/dev/null && command -v debootstrap >/dev/null \
+	  || { echo "needs: apt-get install podman runc podman-compose debootstrap golang-github-containernetworking-plugin-dnsname"; exit 1; }
+	$(UV) run pytest -m containers tests/containers

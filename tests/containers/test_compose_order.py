@@ -1,0 +1,36 @@
+"""The podman driver's reading of compose.yaml, checked without podman."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from sales_common.services import SERVICES
+
+from tests.containers.stack import COMPOSE, OVERRIDE, start_order
+
+
+def services(path: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())["services"]
+    return doc
+
+
+def test_start_order_puts_every_dependency_first() -> None:
+    spec = services(COMPOSE)
+    order = start_order(spec, list(SERVICES))
+    assert set(order) == {"kafka", "postgres", "topics", "migrate", *SERVICES}
+    for name in order:
+        for dep in spec[name].get("depends_on") or {}:
+            assert order.index(dep) < order.index(name), (dep, name)
+
+
+def test_override_replaces_every_registry_image_the_pipeline_needs() -> None:
+    spec = services(COMPOSE)
+    needed = start_order(spec, list(SERVICES))
+    from_registry = {name for name in needed if "build" not in spec[name]}
+    override = services(OVERRIDE)
+    assert set(override) == from_registry == {"kafka", "topics", "postgres"}
+    for name, service in override.items():
+        assert service["image"].startswith("${"), name
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
