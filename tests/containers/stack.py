@@ -170,7 +170,7 @@ def remove_project(label: str, network: str) -> None:
     ids = podman("ps", "-a", "-q", "--filter", label).stdout.split()
     if ids:
         podman("stop", "-t", "30", *ids, check=False, timeout=120)
-        podman("rm", "-f", *ids, check=False)
+        podman("rm", "-f", "-v", *ids, check=False)  # -v: anonymous volumes (image VOLUMEs)
     volumes = podman("volume", "ls", "-q", "--filter", label).stdout.split()
     if volumes:
         podman("volume", "rm", "-f", *volumes, check=False)

@@ -81,6 +81,7 @@ def stack(
         services=list(SERVICES),  # and what they depend on; not the monitoring profile
     )
     remove_project(f"label=io.podman.compose.project={PROJECT}", f"{PROJECT}_default")
+    volumes_before = set(podman("volume", "ls", "-q").stdout.split())
     client = PipelineClient(f"http://127.0.0.1:{ingest}", f"http://127.0.0.1:{dashboard}")
     started = time.monotonic()
     try:
@@ -97,6 +98,9 @@ def stack(
         started = time.monotonic()
         stack.down()
         TIMINGS["down_s"] = round(time.monotonic() - started, 1)
+        left = podman("ps", "-a", "-q", "--filter", f"label=io.podman.compose.project={PROJECT}")
+        assert left.stdout.split() == [], "containers left behind"
+        assert set(podman("volume", "ls", "-q").stdout.split()) <= volumes_before, "volumes left"
         (ARTIFACTS / "containers").mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "containers" / "timings.json").write_text(
             json.dumps({**TIMINGS, "image_build_s": images.seconds}, indent=2)
