@@ -71,5 +71,5 @@ test-faults: setup  ## only the fault-injection suite (kill -9, restarts), write
 
 test-containers: setup  ## images (podman, no registry) and compose.yaml for real: seed uploads, non-root, read-only
 	@command -v podman >/dev/null && command -v podman-compose >/dev/null && command -v debootstrap >/dev/null \
-	  || { echo "needs: apt-get install podman runc podman-compose debootstrap golang-github-containernetworking-plugin-dnsname"; exit 1; }
+	  || { echo "needs: apt-get install podman runc podman-compose debootstrap containernetworking-plugins golang-github-containernetworking-plugin-dnsname"; exit 1; }
 	$(UV) run pytest -m containers tests/containers
