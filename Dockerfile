@@ -2,10 +2,15 @@
 # One image definition for the four services: `docker build --build-arg SERVICE=ingest .`
 # Built from the repository root; dependencies come from uv.lock.
 
+# Both base images are build-args (defaults from Docker Hub and GHCR); `make test-containers`
+# builds this same file with podman from local stand-ins (deploy/containers/).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9.9
+
+FROM ${UV_IMAGE} AS uv
 
 FROM ${PYTHON_IMAGE} AS build
-COPY --from=ghcr.io/astral-sh/uv:0.9.9 /uv /usr/local/bin/uv
+COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 ARG SERVICE

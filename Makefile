@@ -13,7 +13,7 @@ CRD_MODULES ?= github.com/cloudnative-pg/cloudnative-pg@v1.27.1:config/crd/bases
   github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
 TOOLS := .stack/tools
 
-.PHONY: setup help tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
+.PHONY: setup help tools up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
 
 setup:  ## Python workspace from the lock file (installs uv when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -83,3 +83,8 @@ bench: setup  ## benchmarks against the naive baseline and the COPY limit; bench
 test-faults: setup  ## only the fault-injection suite (kill -9, restarts), writes test-artifacts/reliability.md
 	$(UV) run devstack infra
 	$(UV) run pytest -m reliability
+
+test-containers: setup  ## images (podman, no registry) and compose.yaml for real: seed uploads, non-root, read-only
+	@command -v podman >/dev/null && command -v podman-compose >/dev/null && command -v debootstrap >/dev/null \
+	  || { echo "needs: apt-get install podman runc podman-compose debootstrap containernetworking-plugins golang-github-containernetworking-plugin-dnsname"; exit 1; }
+	$(UV) run pytest -m containers tests/containers
