@@ -13,7 +13,7 @@ CRD_MODULES ?= github.com/cloudnative-pg/cloudnative-pg@v1.27.1:config/crd/bases
   github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
 TOOLS := .stack/tools
 
-.PHONY: setup help tools up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
+.PHONY: setup help tools browser up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
 
 setup:  ## Python workspace from the lock file (installs uv when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -72,7 +72,11 @@ check-schemas: setup  ## fail when docs/schemas is stale
 test-unit: setup  ## pure logic only: no broker, no database
 	$(UV) run pytest -m "not integration and not e2e"
 
-test: setup tools lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
+browser:  ## Debian's chromium for the browser tests (installed when missing; they fail without it)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || (echo "chromium is missing and could not be installed: the browser tests will fail" >&2; exit 1)
+
+test: setup tools browser lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
 	$(UV) run devstack infra
 	$(UV) run pytest
 
