@@ -22,10 +22,13 @@ COPY services/validator/pyproject.toml services/validator/
 COPY services/loader/pyproject.toml services/loader/
 COPY services/dashboard/pyproject.toml services/dashboard/
 COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/cli/pyproject.toml tools/cli/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "sales-${SERVICE}"
 COPY libs/common libs/common
 COPY services/${SERVICE} services/${SERVICE}
+# The client, which ingest's image carries for the scheduled intake (small; unused elsewhere).
+COPY tools/cli tools/cli
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package "sales-${SERVICE}"
 

@@ -563,3 +563,42 @@ def test_hooks_and_optional_objects(helm: str) -> None:
     }
     assert "sales-sales-topics" not in by_kind(operators, "Job")
     assert by_kind(operators, "KafkaNodePool")
+
+
+def test_the_scheduled_intake_runs_the_client_on_the_volume(helm: str) -> None:
+    docs = render(helm, scenario("everything"))
+    cron = by_kind(docs, "CronJob")["sales-sales-sync"]
+    assert (cron["spec"]["schedule"], cron["spec"]["timeZone"]) == ("30 1 * * *", "Europe/Berlin")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"  # runs never overlap
+    job = cron["spec"]["jobTemplate"]
+    pod = job["spec"]["template"]["spec"]
+    (sync,) = pod["containers"]
+    assert sync["command"] == ["sales-pipeline", "sync", "/intake"]
+    assert sync["image"] == container(deployments(docs)["ingest"])["image"]
+    assert pod["volumes"] == [
+        {"name": "intake", "persistentVolumeClaim": {"claimName": "sales-intake"}}
+    ]
+    variables = env(job["spec"]["template"] | {"spec": pod})
+    assert variables["SALES_CLIENT_SECRET"] == {"name": "sales-sync-client", "key": "client-secret"}
+    assert variables["SALES_INGEST_URL"] == "http://sales-ingest:8000"
+    assert sync["securityContext"]["readOnlyRootFilesystem"] is True
+    policy = by_kind(docs, "NetworkPolicy")["sales-sales-sync"]
+    assert policy["spec"]["ingress"] == []
+    # Without a client or a folder, the chart refuses rather than rendering a job that fails.
+    refused = subprocess.run(
+        [
+            helm,
+            "template",
+            "sales",
+            str(CHART),
+            "--kube-version",
+            KUBERNETES_VERSION,
+            "--set",
+            "sync.enabled=true",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "sync.clientSecret" in refused.stderr
