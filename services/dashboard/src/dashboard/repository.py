@@ -27,13 +27,14 @@ FROM daily_product_totals WHERE day BETWEEN $1 AND $2 GROUP BY product
 # The top products one by one, the rest as one row whose product is null; `products` counts them.
 _TOP_PRODUCTS = """
 WITH p AS ({source}), ranked AS (
-    SELECT p.*, row_number() OVER (ORDER BY total_amount DESC, product) <= {top} AS top FROM p
+    SELECT p.*, CASE WHEN row_number() OVER (ORDER BY total_amount DESC, product) <= {top}
+                THEN product END AS shown
+    FROM p
 )
-SELECT CASE WHEN top THEN product END AS product, sum(total_amount) AS total_amount,
-       sum(quantity)::bigint AS quantity, sum(sales_count)::bigint AS sales_count,
-       count(*)::int AS products
-FROM ranked GROUP BY 1
-ORDER BY product IS NULL, total_amount DESC, product
+SELECT shown AS product, sum(total_amount) AS total_amount, sum(quantity)::bigint AS quantity,
+       sum(sales_count)::bigint AS sales_count, count(*)::int AS products
+FROM ranked GROUP BY shown
+ORDER BY shown IS NULL, sum(total_amount) DESC, shown
 """
 
 # Column names from this table only, never from the request.
