@@ -53,7 +53,7 @@ data, .num, .tile .value, .hbar-value { font-variant-numeric:tabular-nums; }
 table { border-collapse:collapse; width:100%; font-size:.9rem; }
 th, td { text-align:left; padding:.35rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
 td.num, th.num { text-align:right; white-space:nowrap; }
-td { overflow-wrap:anywhere; }
+td { overflow-wrap:break-word; }
 .hbars { display:grid; gap:.3rem; font-size:.85rem; }
 .hbar { display:grid; grid-template-columns:minmax(0,10rem) minmax(2rem,1fr) auto; gap:.5rem; align-items:center; min-width:0; }
 .hbar-label { overflow-wrap:anywhere; display:-webkit-box; -webkit-line-clamp:2; -webkit-box-orient:vertical; overflow:hidden; }
@@ -239,7 +239,8 @@ def _period_line(view: PageView) -> str:
     summary = view.summary
     text = f"Sales of <strong>{escape(summary.period.label())}</strong>"
     if summary.period.days:
-        text += f" ({summary.period.days:,} days, by sale date in UTC)"
+        days = summary.period.days
+        text += f" ({days:,} day{'s' if days > 1 else ''}, by sale date in UTC)"
     if summary.previous is not None:
         text += f", compared with {escape(summary.previous.period.label())}"
     text += ". Rejected rows: all time."
