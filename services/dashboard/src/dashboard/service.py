@@ -126,9 +126,11 @@ class SummaryCache:
                 self._entries[query] = entry
                 self._entries.move_to_end(query)
                 while len(self._entries) > self._max_entries:
-                    oldest, _ = self._entries.popitem(last=False)
-                    if oldest in self._locks and not self._locks[oldest].locked():
-                        del self._locks[oldest]
+                    self._entries.popitem(last=False)
+                # Locks of evicted queries, and of reads that failed, go too once unused.
+                for key in [k for k, v in self._locks.items() if not v.locked()]:
+                    if key not in self._entries:
+                        del self._locks[key]
         return entry
 
 
