@@ -166,3 +166,15 @@ def test_login_page_escapes_the_echoed_name_and_error() -> None:
     html = login_page("<b>bad</b>", '"><script>')
     assert "<b>bad</b>" not in html
     assert '"><script>' not in html
+
+
+def test_the_page_shows_a_bad_range_as_an_error_over_all_time() -> None:
+    from dashboard.ui import _period
+
+    assert _period("2026-03-01", "") == (Period(from_=date(2026, 3, 1)), None)
+    period, error = _period("2026-03-02", "2026-03-01")
+    assert period == ALL_TIME
+    assert error == "That range cannot be shown ('to' is before 'from'); showing all time."
+    assert _period("2026-02-30", None)[0] == ALL_TIME
+    html = dashboard_body(view(error=error))
+    assert '<p class="error" role="alert">That range cannot be shown' in html
