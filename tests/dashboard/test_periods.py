@@ -46,3 +46,14 @@ def test_presets_end_today() -> None:
         "This month": (date(2026, 3, 1), today),
         "All time": (None, None),
     }
+
+
+def test_query_parameters_make_a_period_or_a_422() -> None:
+    from dashboard.periods import period_of
+    from fastapi.exceptions import RequestValidationError
+
+    assert period_of(None, None) is ALL_TIME
+    assert period_of(date(2026, 3, 1), None) == Period(from_=date(2026, 3, 1))
+    with pytest.raises(RequestValidationError) as refused:
+        period_of(date(2026, 3, 2), date(2026, 3, 1))
+    assert refused.value.errors()[0]["loc"] == ("query", "to")

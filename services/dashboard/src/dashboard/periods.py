@@ -6,9 +6,14 @@ UTC when it had none: the day the loader files it under in `daily_product_totals
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+
+FROM = "first day (UTC), included; none: the first sale"
+TO = "last day (UTC), included; none: the last sale"
 
 
 class Period(BaseModel):
@@ -16,12 +21,8 @@ class Period(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    from_: date | None = Field(
-        default=None, alias="from", description="first day (UTC), included; none: the first sale"
-    )
-    to: date | None = Field(
-        default=None, description="last day (UTC), included; none: the last sale"
-    )
+    from_: date | None = Field(default=None, alias="from", description=FROM)
+    to: date | None = Field(default=None, description=TO)
 
     @model_validator(mode="after")
     def _ordered(self) -> Period:
@@ -63,6 +64,22 @@ class Period(BaseModel):
 
 
 ALL_TIME = Period()
+
+
+@functools.lru_cache(maxsize=1024)  # viewers ask the same few ranges; a model is built once each
+def period_of(start: date | None, end: date | None) -> Period:
+    """A period from two query parameters; a reversed one fails as a bad parameter (422)."""
+    if start is None and end is None:
+        return ALL_TIME  # the summary's most frequent question, without building a model
+    try:
+        return Period(from_=start, to=end)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", "to"), "msg": str(e["msg"]), "type": e["type"]}
+                for e in exc.errors()
+            ]
+        ) from exc
 
 
 def today_utc() -> date:
