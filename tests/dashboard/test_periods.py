@@ -57,3 +57,22 @@ def test_query_parameters_make_a_period_or_a_422() -> None:
     with pytest.raises(RequestValidationError) as refused:
         period_of(date(2026, 3, 2), date(2026, 3, 1))
     assert refused.value.errors()[0]["loc"] == ("query", "to")
+
+
+def test_the_summary_query_string_is_parsed_once_and_checked() -> None:
+    from dashboard.service import SummaryQuery, summary_query
+    from fastapi.exceptions import RequestValidationError
+
+    month = Period(from_=date(2026, 3, 1), to=date(2026, 3, 31))
+    assert summary_query(b"from=2026-03-01&to=2026-03-31&top=3", 10) == SummaryQuery(month, 3, None)
+    assert summary_query(b"from=&to=&other=1", 10) == SummaryQuery(ALL_TIME, 10, None)
+    assert summary_query(b"days=7", 10) is summary_query(b"days=7", 10)  # parsed once
+    for bad, where in (
+        (b"from=2026-03-02&to=2026-03-01", ("query", "to")),
+        (b"from=2026-02-30", ("query", "from")),
+        (b"top=0", ("query", "top")),
+        (b"days=367", ("query", "days")),
+    ):
+        with pytest.raises(RequestValidationError) as refused:
+            summary_query(bad, 10)
+        assert refused.value.errors()[0]["loc"] == where, bad

@@ -6,7 +6,6 @@ UTC when it had none: the day the loader files it under in `daily_product_totals
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi.exceptions import RequestValidationError
@@ -66,7 +65,6 @@ class Period(BaseModel):
 ALL_TIME = Period()
 
 
-@functools.lru_cache(maxsize=1024)  # viewers ask the same few ranges; a model is built once each
 def period_of(start: date | None, end: date | None) -> Period:
     """A period from two query parameters; a reversed one fails as a bad parameter (422)."""
     if start is None and end is None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 import orjson
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dashboard.figures import money
 from dashboard.models import (
@@ -32,7 +35,7 @@ from dashboard.models import (
     UploadPage,
     UploadSummary,
 )
-from dashboard.periods import Period
+from dashboard.periods import FROM, TO, Period, period_of
 from dashboard.repository import DashboardRepository
 
 SUMMARY_DAYS = 31  # the daily series of all time, unless the caller asks for another span
@@ -49,6 +52,56 @@ class SummaryQuery(NamedTuple):
         if self.days is not None:
             return self.days
         return min(self.period.days or SUMMARY_DAYS, MAX_DAYS)
+
+
+class SummaryParams(BaseModel):
+    """The summary's query parameters."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    from_: date | None = Field(default=None, alias="from", description=FROM)
+    to: date | None = Field(default=None, description=TO)
+    top: int | None = Field(
+        default=None, ge=1, le=100, description="products listed one by one (default 10)"
+    )
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DAYS,
+        description="days in the daily series (default: the period's)",
+    )
+
+    @classmethod
+    def openapi_parameters(cls) -> list[dict[str, Any]]:
+        """These fields as OpenAPI query parameters, for a route that parses them itself."""
+        properties = cls.model_json_schema(by_alias=True)["properties"]
+        return [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": schema.get("description", ""),
+                "schema": {k: v for k, v in schema.items() if k != "description"},
+            }
+            for name, schema in properties.items()
+        ]
+
+
+@functools.lru_cache(maxsize=1024)  # viewers ask the same few queries, many times a second
+def summary_query(query_string: bytes, default_top: int) -> SummaryQuery:
+    """The summary's query from its raw query string; a bad one raises a 422 as FastAPI would.
+    Blank values count as absent (an empty date field of a form)."""
+    values = {k: v for k, v in parse_qsl(query_string.decode("latin-1")) if v}
+    try:
+        params = SummaryParams.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+        ) from exc
+    return SummaryQuery(period_of(params.from_, params.to), params.top or default_top, params.days)
 
 
 async def read_summary(repo: DashboardRepository, query: SummaryQuery) -> Summary:
