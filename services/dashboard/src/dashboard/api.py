@@ -55,6 +55,15 @@ CursorQuery = Annotated[
     "/api/v1/summary",
     response_model=Summary,
     openapi_extra={"parameters": SummaryParams.openapi_parameters()},
+    # What FastAPI declares for the routes whose parameters it parses.
+    responses={
+        422: {
+            "description": "Validation Error",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            },
+        }
+    },
 )
 async def summary(
     request: Request,
