@@ -45,3 +45,5 @@ class DashboardSettings(ServiceSettings):
     refresh_s: int = 5
     # How stale GET /api/v1/summary may be; 0 reads the aggregates on every request.
     summary_cache_s: float = 1.0
+    # Products the summary lists one by one; the rest are summed as one "Other" bar.
+    top_products: int = Field(default=10, ge=1, le=100)

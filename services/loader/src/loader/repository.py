@@ -64,14 +64,16 @@ def _merge_statement(template: str) -> _Merge:
     )
 
 
-# Insert new sales only, then move every aggregate by exactly the rows inserted. The
+# Insert new sales only, then move every aggregate by exactly the rows inserted. A sale's day is
+# its own date, else the day it was validated in UTC (not the session's time zone). The
 # aggregate rows are locked in key order: the loader's two lanes never deadlock.
 _MERGE_SALES = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
     SELECT {", ".join(_SALES_COLUMNS)} FROM sales_stage
     {{conflict}}
-    RETURNING upload_id, product, quantity, amount, coalesce(sale_date, validated_at::date) AS day
+    RETURNING upload_id, product, quantity, amount,
+        coalesce(sale_date, (validated_at AT TIME ZONE 'UTC')::date) AS day
 ), products AS (
     INSERT INTO product_totals AS t (product, total_amount, quantity, sales_count)
     SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product ORDER BY product
@@ -80,10 +82,12 @@ WITH ins AS (
         quantity = t.quantity + excluded.quantity,
         sales_count = t.sales_count + excluded.sales_count
 ), days AS (
-    INSERT INTO daily_totals AS t (day, total_amount, sales_count)
-    SELECT day, sum(amount), count(*) FROM ins GROUP BY day ORDER BY day
-    ON CONFLICT (day) DO UPDATE SET
+    INSERT INTO daily_product_totals AS t (day, product, total_amount, quantity, sales_count)
+    SELECT day, product, sum(amount), sum(quantity), count(*) FROM ins
+    GROUP BY day, product ORDER BY day, product
+    ON CONFLICT (day, product) DO UPDATE SET
         total_amount = t.total_amount + excluded.total_amount,
+        quantity = t.quantity + excluded.quantity,
         sales_count = t.sales_count + excluded.sales_count
 ), per_upload AS (
     SELECT upload_id, count(*) AS n, sum(amount) AS amount FROM ins GROUP BY upload_id
