@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from ingest.config import IngestSettings
 from ingest.main import create_app as ingest_app
 from pydantic import SecretStr
+from sales_common.pii import EncryptionSettings
 from sales_common.settings import AuthSettings
 
 AUTH = AuthSettings(jwt_secret=SecretStr("k" * 32))
@@ -39,7 +40,13 @@ def _runs_on_the_loop(call: Any) -> bool:
 @pytest.mark.parametrize(
     "app",
     [
-        ingest_app(IngestSettings(auth=AUTH, log_json=False)),
+        ingest_app(
+            IngestSettings(
+                auth=AUTH,
+                pii_encryption=EncryptionSettings(key=SecretStr("e" * 32)),
+                log_json=False,
+            )
+        ),
         dashboard_app(DashboardSettings(auth=AUTH, log_json=False)),
     ],
     ids=["ingest", "dashboard"],

@@ -94,6 +94,11 @@ def _aes_key(secret: SecretStr) -> AESGCM:
     return AESGCM(material)
 
 
+def row_context(upload_id: str, row_number: int) -> bytes:
+    """What a token is bound to: its upload and row."""
+    return b"%s:%d" % (upload_id.encode(), row_number)
+
+
 class UnreadableCustomerId(ValueError):
     """Not a token any configured key wrote (or altered on the way)."""
 
@@ -117,6 +122,13 @@ class FieldCipher:
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._current.encrypt(nonce, value.encode(), context)
         return f"{_TOKEN_PREFIX}{self.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def reveal(self, fields: dict[str, str], upload_id: str, row_number: int) -> None:
+        """Decrypt the row's customer id in place (a clear one, written before encryption
+        was on, is left as it is)."""
+        value = fields.get("customer_id")
+        if value and value.startswith(_TOKEN_PREFIX):
+            fields["customer_id"] = self.decrypt(value, row_context(upload_id, row_number))
 
     def decrypt(self, token: str, context: bytes) -> str:
         key_id, _, payload = token.removeprefix(_TOKEN_PREFIX).partition(":")
