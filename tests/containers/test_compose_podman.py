@@ -45,6 +45,7 @@ def env_file(secrets: StackSecrets) -> str:
         "POSTGRES_PASSWORD": secrets.postgres_password,
         "JWT_SECRET": secrets.jwt_secret,
         "PII_HMAC_KEY": secrets.pii_hmac_key,
+        "PII_ENCRYPTION_KEY": secrets.pii_encryption_key,
         "DASHBOARD_CLIENTS": secrets.clients_json(),
     }
     return "".join(f"{key}='{value}'\n" for key, value in values.items())

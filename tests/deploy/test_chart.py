@@ -289,6 +289,7 @@ def test_quick_start_secrets_come_only_from_install_time_values(helm: str) -> No
         "global.secrets.create.enabled=true",
         f"global.secrets.create.jwtSecret={jwt}",
         f"global.secrets.create.piiHmacKey={pii}",
+        f"global.secrets.create.piiEncryptionKey={pii}",
         "global.secrets.create.dashboardClients=clients-json",
         "global.secrets.create.postgresDsn=postgresql://sales:pw@db:5432/sales",
     )
@@ -526,6 +527,7 @@ def test_pods_take_scheduling_and_volume_extras_and_roll_on_chart_made_secrets(
             "global.secrets.create.enabled=true",
             f"global.secrets.create.jwtSecret={jwt}",
             "global.secrets.create.piiHmacKey=" + "p" * 40,
+            "global.secrets.create.piiEncryptionKey=" + "q" * 40,
             "global.secrets.create.dashboardClients=clients-json",
             "global.secrets.create.postgresDsn=postgresql://sales:pw@db:5432/sales",
         )
@@ -602,3 +604,19 @@ def test_the_scheduled_intake_runs_the_client_on_the_volume(helm: str) -> None:
     )
     assert refused.returncode != 0
     assert "sync.clientSecret" in refused.stderr
+
+
+def test_sales_raw_keeps_its_customer_ids_only_as_long_as_configured(helm: str) -> None:
+    operators = render(helm, scenario("operators"), "global.kafka.rawRetentionMs=7200000")
+    topics = {
+        t["spec"]["topicName"]: t["spec"]["config"]
+        for t in by_kind(operators, "KafkaTopic").values()
+    }
+    assert topics["sales.raw"]["retention.ms"] == 7200000
+    assert topics["sales.raw.priority"]["retention.ms"] == 7200000
+    assert "retention.ms" not in topics["sales.validated"]  # the public topic: the broker's
+    job = by_kind(render(helm, scenario("defaults")), "Job")["sales-sales-topics"]
+    script = container(job)["args"][0]
+    assert "sales.raw:6:86400000" in script
+    assert "sales.validated:6: " in script
+    assert "kafka-configs.sh" in script  # also applied to topics made before

@@ -49,7 +49,13 @@ def test_every_setting_a_service_needs_is_set_and_every_name_is_real() -> None:
 
 def test_secrets_come_from_env_file_and_stop_start_up_when_missing() -> None:
     text = COMPOSE.read_text()
-    for variable in ("POSTGRES_PASSWORD", "JWT_SECRET", "PII_HMAC_KEY", "DASHBOARD_CLIENTS"):
+    for variable in (
+        "POSTGRES_PASSWORD",
+        "JWT_SECRET",
+        "PII_HMAC_KEY",
+        "PII_ENCRYPTION_KEY",
+        "DASHBOARD_CLIENTS",
+    ):
         uses = re.findall(r"\$\{" + variable + r"(:[?-][^}]*)?\}", text)
         assert uses, variable
         assert all(u.startswith(":?") for u in uses), f"{variable} must use ${{VAR:?}}"

@@ -147,7 +147,7 @@ def test_raw_customer_ids_are_nowhere_at_rest(started: RunningPipeline) -> None:
 
     async def everything_at_rest() -> str:
         topics = pipeline.topics
-        every_topic = list(topics.model_dump().values())
+        every_topic = list(topics.names().values())
         records = await consume_quiet(pipeline.kafka, every_topic)
         raw = await consume_quiet(pipeline.kafka, [topics.raw, topics.raw_priority])
         rows = [row for r in raw for row in raw_sales(r.value or b"")]

@@ -62,10 +62,13 @@ annotations: {{- toYaml . | nindent 2 }}
      lane left unnamed is "<main topic>.priority", as TopicSettings names it. */}}
 {{- define "sales-common.topics" -}}
 {{- $t := .Values.global.kafka.topics -}}
+{{- $retention := .Values.global.kafka.rawRetentionMs -}}
 {{- range $role := list "raw" "validated" "rejected" }}
-{{ $role }}: {name: {{ (index $t $role).name | quote }}, partitions: {{ (index $t $role).partitions }}}
+{{- /* sales.raw and its lane hold (encrypted) customer ids: kept only rawRetentionMs. */}}
+{{- $keep := ternary (printf ", retentionMs: %v" (int64 $retention)) "" (eq $role "raw") }}
+{{ $role }}: {name: {{ (index $t $role).name | quote }}, partitions: {{ (index $t $role).partitions }}{{ $keep }}}
 {{- $lane := index $t (printf "%sPriority" $role) }}
-{{ $role }}Priority: {name: {{ $lane.name | default (printf "%s.priority" (index $t $role).name) | quote }}, partitions: {{ $lane.partitions }}}
+{{ $role }}Priority: {name: {{ $lane.name | default (printf "%s.priority" (index $t $role).name) | quote }}, partitions: {{ $lane.partitions }}{{ $keep }}}
 {{- end }}
 {{- end -}}
 
