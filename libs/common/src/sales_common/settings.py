@@ -76,7 +76,7 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = 3_000
     # Producer batches (librdkafka batch.size / linger.ms): chosen by measurement, see
     # docs/BENCHMARKS.md "Kafka batching"; the broker's default message.max.bytes is 1 MiB.
-    producer_batch_bytes: int = 1024 * 1024
+    producer_batch_bytes: int = 256 * 1024
     producer_linger_ms: int = 5
     # How many bytes of fetched records a consumer buffers ahead of its application.
     consumer_queue_kbytes: int = 16 * 1024
