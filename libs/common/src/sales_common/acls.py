@@ -95,9 +95,7 @@ def table(topics: TopicSettings, names: AclNames | None = None) -> dict[str, fro
         | _grants("topic", validated + rejected, "Write")
         # Offsets are committed by its transactions (TxnOffsetCommit needs group READ).
         | _grants("group", [n.validator_group_id, f"{n.validator_group_id}.express"], "Read")
-        | _grants(
-            "transactionalId", [f"{n.validator_transactional_id_prefix}-"], "Write", "prefix"
-        )
+        | _grants("transactionalId", [f"{n.validator_transactional_id_prefix}-"], "Write", "prefix")
     )
     loader = _grants("topic", validated + rejected, "Read") | _grants(
         "group", [n.loader_group_id, f"{n.loader_group_id}.express"], "Read"
@@ -131,8 +129,43 @@ def binding(principal: str, grant: Grant) -> AclBinding:
     )
 
 
+def grant_of(acl: AclBinding) -> Grant:
+    """The grant an ALLOW ACL from any host expresses (the inverse of `binding`)."""
+    if acl.host != "*" or acl.permission_type != AclPermissionType.ALLOW:
+        raise ValueError(f"not a grant of this table: {acl}")
+    resource = next(k for k, v in _RESOURCE_TYPES.items() if v == acl.restype)
+    pattern = next(k for k, v in _PATTERNS.items() if v == acl.resource_pattern_type)
+    operation = next(k for k, v in _OPERATIONS.items() if v == acl.operation)
+    return Grant(resource, acl.name, pattern, operation)  # type: ignore[arg-type]
+
+
 def _key(acl: AclBinding) -> tuple[object, ...]:
     return (
+        acl.restype,
+        acl.name,
+        acl.resource_pattern_type,
+        acl.principal,
+        acl.host,
+        acl.operation,
+        acl.permission_type,
+    )
+
+
+def acls_of(principal: str) -> AclBindingFilter:
+    """Every ACL of `principal`, whatever the resource, host or operation."""
+    return AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]  # None matches any name (librdkafka's NULL)
+        ResourcePatternType.ANY,
+        f"User:{principal}",
+        None,  # type: ignore[arg-type]  # and any host
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+
+
+def _exactly(acl: AclBinding) -> AclBindingFilter:
+    return AclBindingFilter(
         acl.restype,
         acl.name,
         acl.resource_pattern_type,
@@ -146,23 +179,10 @@ def _key(acl: AclBinding) -> tuple[object, ...]:
 async def apply_acls(admin: AdminClient, principal: str, grants: Iterable[Grant]) -> None:
     """Make `principal`'s ACLs exactly `grants`: create the missing, delete the others."""
     wanted = {_key(b): b for b in (binding(principal, g) for g in grants)}
-    everything = AclBindingFilter(
-        ResourceType.ANY,
-        None,
-        ResourcePatternType.ANY,
-        f"User:{principal}",
-        None,
-        AclOperation.ANY,
-        AclPermissionType.ANY,
-    )
-    existing = await asyncio.wrap_future(admin.describe_acls(everything))
+    existing = await asyncio.wrap_future(admin.describe_acls(acls_of(principal)))
     have = {_key(b): b for b in existing}
     missing = [b for k, b in wanted.items() if k not in have]
-    stale = [
-        AclBindingFilter(b.restype, b.name, b.resource_pattern_type, *_key(b)[3:])
-        for k, b in have.items()
-        if k not in wanted
-    ]
+    stale = [_exactly(b) for k, b in have.items() if k not in wanted]
     for future in admin.create_acls(missing).values() if missing else ():
         await asyncio.wrap_future(future)
     for future in admin.delete_acls(stale).values() if stale else ():
@@ -179,7 +199,9 @@ async def upsert_scram(
 ) -> None:
     """Create or change `user`'s SCRAM credential (KRaft keeps it in the cluster metadata)."""
     info = ScramCredentialInfo(
-        ScramMechanism.SCRAM_SHA_256 if mechanism == "SCRAM-SHA-256" else ScramMechanism.SCRAM_SHA_512,
+        ScramMechanism.SCRAM_SHA_256
+        if mechanism == "SCRAM-SHA-256"
+        else ScramMechanism.SCRAM_SHA_512,
         iterations,
     )
     change = UserScramCredentialUpsertion(user, info, password.get_secret_value().encode())
