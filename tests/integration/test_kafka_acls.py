@@ -255,9 +255,12 @@ async def test_another_services_transactional_id_is_refused(
 async def test_the_loader_writes_nothing_even_without_a_transaction(broker: SecureBroker) -> None:
     producer = Producer(as_(broker, "loader").client_config())
     reports: list[KafkaError | None] = []
-    for topic in (TOPICS.raw, TOPICS.validated, TOPICS.rejected):
-        producer.produce(topic, b"v", on_delivery=lambda error, _: reports.append(error))
-    await asyncio.to_thread(producer.flush, 20)
+    try:
+        for topic in (TOPICS.raw, TOPICS.validated, TOPICS.rejected):
+            producer.produce(topic, b"v", on_delivery=lambda error, _: reports.append(error))
+        await asyncio.to_thread(producer.flush, 20)
+    finally:
+        await asyncio.to_thread(producer.close)
     assert [e.name() if e else None for e in reports] == ["TOPIC_AUTHORIZATION_FAILED"] * 3
 
 
@@ -334,7 +337,7 @@ async def test_no_service_may_create_topics(broker: SecureBroker, service: str) 
     doomed = TopicSettings(raw=f"s{uuid.uuid4().hex[:8]}.raw")
     with pytest.raises(KafkaException) as refused:
         await ensure_topics(settings.model_copy(update={"topics": doomed}))
-    assert refusal(refused.value) in ("TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED")
+    assert refusal(refused.value) == "TOPIC_AUTHORIZATION_FAILED"
 
 
 def test_ingest_transactional_ids_carry_the_granted_prefix() -> None:

@@ -187,7 +187,7 @@ async def apply_acls(admin: AdminClient, principal: str, grants: Iterable[Grant]
         await asyncio.wrap_future(future)
     for future in admin.delete_acls(stale).values() if stale else ():
         await asyncio.wrap_future(future)
-    log.info("acls_applied", principal=principal, created=len(missing), deleted=len(stale))
+    log.info("acls_applied", principal=principal, added=len(missing), removed=len(stale))
 
 
 async def upsert_scram(
