@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
+from secrets import token_urlsafe
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 PROJECT = "sales-containers-test"
 TAG = "containers-test"
 LONG_RUNNING = ["kafka", "postgres", *SERVICES]
-ONE_SHOTS = ["topics", "migrate"]
+ONE_SHOTS = ["topics", "acls", "migrate"]
 TIMINGS: dict[str, float] = {}
 
 
@@ -47,6 +48,11 @@ def env_file(secrets: StackSecrets) -> str:
         "PII_HMAC_KEY": secrets.pii_hmac_key,
         "PII_ENCRYPTION_KEY": secrets.pii_encryption_key,
         "DASHBOARD_CLIENTS": secrets.clients_json(),
+        # Kafka's admin and the services' principals (compose's `acls` one-shot makes them).
+        **{
+            f"KAFKA_{name}_PASSWORD": token_urlsafe(32)
+            for name in ("ADMIN", "INGEST", "VALIDATOR", "LOADER")
+        },
     }
     return "".join(f"{key}='{value}'\n" for key, value in values.items())
 

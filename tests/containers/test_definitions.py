@@ -22,7 +22,7 @@ def services(path: Any) -> dict[str, Any]:
 def test_start_order_puts_every_dependency_first() -> None:
     spec = services(COMPOSE)
     order = start_order(spec, list(SERVICES))
-    assert set(order) == {"kafka", "postgres", "topics", "migrate", *SERVICES}
+    assert set(order) == {"kafka", "postgres", "topics", "acls", "migrate", *SERVICES}
     for name in order:
         for dep in spec[name].get("depends_on") or {}:
             assert order.index(dep) < order.index(name), (dep, name)
