@@ -430,7 +430,7 @@ def test_the_kafka_users_carry_the_acl_table_of_the_services(
         topics = TopicSettings(
             **{
                 role: variables[name][f"{name.upper()}_KAFKA__TOPICS__{role.upper()}"]
-                for role in TopicSettings.model_fields
+                for role in TopicSettings().names()
             }
         )
         user = by_kind(docs, "KafkaUser")[f"sales-pipeline-{name}"]
