@@ -128,6 +128,7 @@ async def test_an_erasure_during_a_load_leaves_nothing_of_her(
     counters = await db.fetchrow(
         "SELECT rows_total, valid_count, rejected_count, erased_count FROM uploads"
     )
+    assert counters is not None
     assert counters["rows_total"] == rows
     assert counters["erased_count"] == erased["sales_rows"] + erased["rejection_rows"]
     assert counters["valid_count"] + counters["rejected_count"] + counters["erased_count"] == rows

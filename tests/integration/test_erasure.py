@@ -381,10 +381,12 @@ async def test_an_upload_whose_rows_are_deleted_mid_load_still_completes(
         erased = await conn.fetchrow(
             "SELECT * FROM erase_customer($1, 'delete', 'test')", every_hash(settings, ERASED)
         )
+    assert erased is not None
     assert erased["sales_rows"] == 3
     assert await pool.fetchval("SELECT status FROM uploads") == "processing"
     await store(pool, upload, rows[6:], [])
     counters = await pool.fetchrow("SELECT status, valid_count, erased_count FROM uploads")
+    assert counters is not None
     assert tuple(counters) == ("complete", 7, 3)
     assert await totals_differences(pool) == {}
 
@@ -424,10 +426,12 @@ async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
             )
             assert not erasure.done()
         result = await asyncio.wait_for(erasure, 30)
+    assert result is not None
     assert (result["sales_rows"], result["rejection_rows"]) == (3, 0)
     assert await rows_with(pool, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
     assert await totals_differences(pool) == {}
     status = await pool.fetchrow("SELECT status, erased_count FROM uploads")
+    assert status is not None
     assert tuple(status) == ("complete", 3)
 
 
