@@ -97,6 +97,10 @@ async def test_an_erased_customer_leaves_no_hash_in_sales_or_rejections(
     assert await rows_with(db, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
     assert await db.fetchval("SELECT count(*) FROM sales") == sales_before
     assert await totals_differences(db) == {}
+    # The services' logs: the erasure is there, her id is not.
+    logs = {path.name: path.read_text() for path in started.log_dir.iterdir() if path.is_file()}
+    assert "customer_erased" in logs["dashboard.jsonl"]
+    assert [name for name, text in logs.items() if customer in text] == []
 
 
 async def test_an_erasure_during_a_load_leaves_nothing_of_her(
