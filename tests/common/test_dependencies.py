@@ -20,10 +20,11 @@ from fastapi.routing import APIRoute
 from ingest.config import IngestSettings
 from ingest.main import create_app as ingest_app
 from pydantic import SecretStr
-from sales_common.pii import EncryptionSettings
+from sales_common.pii import EncryptionSettings, PiiSettings
 from sales_common.settings import AuthSettings
 
 AUTH = AuthSettings(jwt_secret=SecretStr("k" * 32))
+PII = PiiSettings(hmac_key=SecretStr("h" * 32))
 
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
@@ -47,7 +48,7 @@ def _runs_on_the_loop(call: Any) -> bool:
                 log_json=False,
             )
         ),
-        dashboard_app(DashboardSettings(auth=AUTH, log_json=False)),
+        dashboard_app(DashboardSettings(auth=AUTH, pii=PII, log_json=False)),
     ],
     ids=["ingest", "dashboard"],
 )

@@ -20,6 +20,7 @@ from sales_common.auth import hash_secret
 from sales_common.codec import decode_validated
 from sales_common.db import Connection, Pool, close_pool, create_pool, register_json_codecs
 from sales_common.events import ValidatedSale, encode, event_id_for
+from sales_common.pii import PiiSettings
 from sales_common.settings import AuthSettings, PostgresSettings
 
 from tests.helpers import bearer, serve
@@ -28,10 +29,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(postgres_settings: PostgresSettings, auth_settings: AuthSettings) -> DashboardSettings:
+def settings(
+    postgres_settings: PostgresSettings, auth_settings: AuthSettings, pii_settings: PiiSettings
+) -> DashboardSettings:
     return DashboardSettings(
         postgres=postgres_settings,
         auth=auth_settings,
+        pii=pii_settings,
         log_json=False,
         clients={
             "viewer": ClientSettings(
@@ -154,11 +158,15 @@ async def test_summary_and_upload_detail_read_the_aggregates(
     assert ready.status_code == 200
 
 
-async def test_readiness_fails_while_database_is_unreachable(auth_settings: AuthSettings) -> None:
+async def test_readiness_fails_while_database_is_unreachable(
+    auth_settings: AuthSettings, pii_settings: PiiSettings
+) -> None:
     from pydantic import SecretStr
 
     unreachable = PostgresSettings(dsn=SecretStr("postgresql://sales:x@127.0.0.1:1/sales"))
-    settings = DashboardSettings(postgres=unreachable, auth=auth_settings, log_json=False)
+    settings = DashboardSettings(
+        postgres=unreachable, auth=auth_settings, pii=pii_settings, log_json=False
+    )
     async with serve(create_app(settings)) as client:
         ready = await client.get("/readyz")
         live = await client.get("/healthz")

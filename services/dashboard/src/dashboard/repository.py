@@ -1,8 +1,9 @@
-"""Every database read of the dashboard; sales figures come from the aggregate tables only.
+"""Every database statement of the dashboard; sales figures come from the aggregate tables only.
 
 `product_totals` answers all time (a row per product); `daily_product_totals` any range of days
 (a row per day and product), never `sales`. An upload's status is also what ingest's status
 URL answers, so that query lives once in sales_common.uploads and is delegated to from here.
+The one write is an erasure, whose SQL is the function erase_customer (0007_erasures.sql).
 """
 
 from __future__ import annotations
@@ -144,3 +145,18 @@ class DashboardRepository:
             offset,
             after_row,
         )
+
+    async def erase_customer(
+        self, hashes: list[str], mode: str, requested_by: str
+    ) -> asyncpg.Record:
+        """Erase the rows carrying any of `hashes` (one customer under each key) and record
+        the request; its id, time and the rows found."""
+        row = await self._pool.fetchrow(
+            "SELECT erasure_id, requested_at, sales_rows, rejection_rows"
+            " FROM erase_customer($1::text[], $2, $3)",
+            hashes,
+            mode,
+            requested_by,
+        )
+        assert row is not None  # the function returns one row
+        return row

@@ -64,13 +64,31 @@ def _merge_statement(template: str) -> _Merge:
     )
 
 
+# A staged row of an erased customer (erased_customers, see 0007_erasures.sql) is stored without
+# its hash: it was still in Kafka when the erasure ran. The erasure's table lock makes every
+# merge either commit before it or see its erased_customers rows.
+_ANONYMISED_SALE = {
+    "customer_hash": "CASE WHEN e.customer_hash IS NULL THEN s.customer_hash END",
+    "pii_key_id": "CASE WHEN e.customer_hash IS NULL THEN s.pii_key_id END",
+}
+_ANONYMISED_REJECTION = {
+    "fields": "CASE WHEN e.customer_hash IS NULL THEN s.fields ELSE s.fields - 'customer_id' END",
+    "pii_key_id": "CASE WHEN e.customer_hash IS NULL THEN s.pii_key_id END",
+}
+
+
+def _staged(columns: tuple[str, ...], anonymised: dict[str, str]) -> str:
+    return ", ".join(anonymised.get(c, f"s.{c}") for c in columns)
+
+
 # Insert new sales only, then move every aggregate by exactly the rows inserted. A sale's day is
 # its own date, else the day it was validated in UTC (not the session's time zone). The
 # aggregate rows are locked in key order: the loader's two lanes never deadlock.
 _MERGE_SALES = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
-    SELECT {", ".join(_SALES_COLUMNS)} FROM sales_stage
+    SELECT {_staged(_SALES_COLUMNS, _ANONYMISED_SALE)}
+    FROM sales_stage s LEFT JOIN erased_customers e ON e.customer_hash = s.customer_hash
     {{conflict}}
     RETURNING upload_id, product, quantity, amount,
         coalesce(sale_date, (validated_at AT TIME ZONE 'UTC')::date) AS day
@@ -111,7 +129,9 @@ WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
 _MERGE_REJECTIONS = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO rejections ({", ".join(_REJECTION_COLUMNS)})
-    SELECT {", ".join(_REJECTION_COLUMNS)} FROM rejections_stage
+    SELECT {_staged(_REJECTION_COLUMNS, _ANONYMISED_REJECTION)}
+    FROM rejections_stage s
+    LEFT JOIN erased_customers e ON e.customer_hash = s.fields ->> 'customer_id'
     {{conflict}}
     RETURNING upload_id, violations
 ), rules AS (
