@@ -37,12 +37,12 @@ from sales_common.acls import (
 )
 from sales_common.events import encode
 from sales_common.kafka import TransactionalProducer, ensure_topics, error_of
-from sales_common.pii import PiiSettings
+from sales_common.pii import EncryptionSettings, PiiSettings
 from sales_common.settings import AuthSettings, KafkaSettings, TopicSettings
 from validator.config import ValidatorSettings
 from validator.main import create_app as create_validator
 
-from tests.conftest import JWT_SECRET, PII_KEY
+from tests.conftest import ENCRYPTION_KEY, JWT_SECRET, PII_KEY
 from tests.helpers import eventually, serve
 from tests.integration.test_validator import raw
 from tests.secure_kafka import SecureBroker, secure_broker
@@ -129,7 +129,11 @@ async def on_broker(admin: AdminClient, principal: str) -> frozenset[Grant]:
 
 
 def ingest_settings(kafka: KafkaSettings) -> IngestSettings:
-    return IngestSettings(kafka=kafka, auth=AuthSettings(jwt_secret=SecretStr(JWT_SECRET)))
+    return IngestSettings(
+        kafka=kafka,
+        auth=AuthSettings(jwt_secret=SecretStr(JWT_SECRET)),
+        pii_encryption=EncryptionSettings(key=SecretStr(ENCRYPTION_KEY)),
+    )
 
 
 # The jobs: every service does what it must as its own principal.
@@ -161,6 +165,7 @@ async def test_the_pipeline_runs_with_each_service_as_its_own_principal(
     validator = ValidatorSettings(
         kafka=as_(broker, "validator"),
         pii=PiiSettings(hmac_key=SecretStr(PII_KEY)),
+        pii_encryption=EncryptionSettings(key=SecretStr(ENCRYPTION_KEY)),
         group_id=NAMES.validator_group_id,
         transactional_id_prefix=NAMES.validator_transactional_id_prefix,
         log_json=False,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -176,6 +177,9 @@ def _exactly(acl: AclBinding) -> AclBindingFilter:
     )
 
 
+_CONVERGE_S = 30.0
+
+
 async def apply_acls(admin: AdminClient, principal: str, grants: Iterable[Grant]) -> None:
     """Make `principal`'s ACLs exactly `grants`: create the missing, delete the others."""
     wanted = {_key(b): b for b in (binding(principal, g) for g in grants)}
@@ -187,6 +191,15 @@ async def apply_acls(admin: AdminClient, principal: str, grants: Iterable[Grant]
         await asyncio.wrap_future(future)
     for future in admin.delete_acls(stale).values() if stale else ():
         await asyncio.wrap_future(future)
+    # A broker applies ACL changes from its metadata log a moment after they are accepted:
+    # done means the broker enforces them, so wait until it describes exactly these.
+    deadline = time.monotonic() + _CONVERGE_S
+    while {
+        _key(b) for b in await asyncio.wrap_future(admin.describe_acls(acls_of(principal)))
+    } != set(wanted):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the broker did not take {principal}'s ACLs in {_CONVERGE_S} s")
+        await asyncio.sleep(0.1)
     log.info("acls_applied", principal=principal, added=len(missing), removed=len(stale))
 
 
