@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from typing import Any
@@ -55,3 +56,11 @@ def test_containerfiles_pass_hadolint(image: str) -> None:
 def test_stand_ins_follow_the_dockerfile_defaults() -> None:
     assert dockerfile_default("PYTHON_IMAGE").startswith("python:3.11")  # Debian's is 3.11 too
     assert dockerfile_default("UV_IMAGE") == f"ghcr.io/astral-sh/uv:{uv_version()}"
+
+
+def test_the_kafka_stand_in_has_every_tool_compose_calls() -> None:
+    """compose.yaml runs apache/kafka's /opt/kafka/bin scripts; the stand-in must have each."""
+    called = set(re.findall(r"/opt/kafka/bin/([\w.-]+\.sh)", COMPOSE.read_text()))
+    provided = {p.name for p in (DEPLOY / "kafka" / "bin").iterdir()}
+    assert called
+    assert called <= provided, called - provided
