@@ -2,10 +2,15 @@
 # One image definition for the four services: `docker build --build-arg SERVICE=ingest .`
 # Built from the repository root; dependencies come from uv.lock.
 
+# Both base images are build-args (defaults from Docker Hub and GHCR); `make test-containers`
+# builds this same file with podman from local stand-ins (deploy/containers/).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9.9
+
+FROM ${UV_IMAGE} AS uv
 
 FROM ${PYTHON_IMAGE} AS build
-COPY --from=ghcr.io/astral-sh/uv:0.9.9 /uv /usr/local/bin/uv
+COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 ARG SERVICE
@@ -17,10 +22,13 @@ COPY services/validator/pyproject.toml services/validator/
 COPY services/loader/pyproject.toml services/loader/
 COPY services/dashboard/pyproject.toml services/dashboard/
 COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/cli/pyproject.toml tools/cli/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "sales-${SERVICE}"
 COPY libs/common libs/common
 COPY services/${SERVICE} services/${SERVICE}
+# The client, which ingest's image carries for the scheduled intake (small; unused elsewhere).
+COPY tools/cli tools/cli
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package "sales-${SERVICE}"
 

@@ -13,7 +13,7 @@ CRD_MODULES ?= github.com/cloudnative-pg/cloudnative-pg@v1.27.1:config/crd/bases
   github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
 TOOLS := .stack/tools
 
-.PHONY: setup help tools up down run status clean test test-unit test-faults lint typecheck schemas check-schemas bench
+.PHONY: setup help tools browser up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
 
 setup:  ## Python workspace from the lock file (installs uv when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -72,7 +72,11 @@ check-schemas: setup  ## fail when docs/schemas is stale
 test-unit: setup  ## pure logic only: no broker, no database
 	$(UV) run pytest -m "not integration and not e2e"
 
-test: setup tools lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
+browser:  ## Debian's chromium for the browser tests (installed when missing; they fail without it)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || (echo "chromium is missing and could not be installed: the browser tests will fail" >&2; exit 1)
+
+test: setup tools browser lint typecheck check-schemas  ## everything; starts Kafka and PostgreSQL as local processes
 	$(UV) run devstack infra
 	$(UV) run pytest
 
@@ -83,3 +87,8 @@ bench: setup  ## benchmarks against the naive baseline and the COPY limit; bench
 test-faults: setup  ## only the fault-injection suite (kill -9, restarts), writes test-artifacts/reliability.md
 	$(UV) run devstack infra
 	$(UV) run pytest -m reliability
+
+test-containers: setup  ## images (podman, no registry) and compose.yaml for real: seed uploads, non-root, read-only
+	@command -v podman >/dev/null && command -v podman-compose >/dev/null && command -v debootstrap >/dev/null \
+	  || { echo "needs: apt-get install podman runc podman-compose debootstrap containernetworking-plugins golang-github-containernetworking-plugin-dnsname"; exit 1; }
+	$(UV) run pytest -m containers tests/containers

@@ -166,7 +166,7 @@ def measure(count: int, runs: int) -> dict[str, Any]:
                     sample("produce/confluent-kafka", partial(produce_confluent, settings, rows))
                     sample("consume/confluent-kafka", partial(consume_confluent, settings, count))
             finally:
-                asyncio.run(delete_topics(settings, list(settings.topics.model_dump().values())))
+                asyncio.run(delete_topics(settings, list(settings.topics.names().values())))
         for batch_kib in (16, 256, 1024):
             settings = settings_for(config.bootstrap_servers, f"bench-{uuid.uuid4().hex[:8]}")
             settings.producer_batch_bytes = batch_kib * 1024
@@ -174,7 +174,7 @@ def measure(count: int, runs: int) -> dict[str, Any]:
             try:
                 sample(f"batch.size {batch_kib} KiB", partial(produce_confluent, settings, rows))
             finally:
-                asyncio.run(delete_topics(settings, list(settings.topics.model_dump().values())))
+                asyncio.run(delete_topics(settings, list(settings.topics.names().values())))
     return {
         name: {key: statistics.median(s[key] for s in runs_) for key in runs_[0]}
         | {"n": len(runs_)}

@@ -414,6 +414,16 @@ async def facts(conn: Connection, load: Workload) -> dict[str, Any]:
         ),
         "daily_totals",
     )
+    if await conn.fetchval("SELECT to_regclass('daily_product_totals') IS NOT NULL"):
+        expect(
+            await rows("SELECT * FROM daily_product_totals ORDER BY day, product")
+            == await rows(
+                "SELECT coalesce(sale_date, (validated_at AT TIME ZONE 'UTC')::date) AS day,"
+                " product, sum(amount), sum(quantity), count(*)"
+                " FROM sales GROUP BY day, product ORDER BY day, product"
+            ),
+            "daily_product_totals",
+        )
     expect(
         seen["rule_counts"]
         == await rows(

@@ -26,7 +26,7 @@ from devstack.pipeline import (
 )
 from pydantic import SecretStr
 from sales_common.kafka import ensure_topics
-from sales_common.pii import PiiSettings
+from sales_common.pii import EncryptionSettings, PiiSettings
 from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings, TopicSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +34,7 @@ DATA = REPO / "data"
 ARTIFACTS = REPO / "test-artifacts"
 JWT_SECRET = "test-jwt-secret-" + "x" * 32
 PII_KEY = "test-pii-hmac-key-" + "y" * 32
+ENCRYPTION_KEY = "test-pii-encryption-key-" + "z" * 32
 
 
 def _docker_available() -> bool:
@@ -124,6 +125,11 @@ def auth_settings() -> AuthSettings:
 @pytest.fixture
 def pii_settings() -> PiiSettings:
     return PiiSettings(hmac_key=SecretStr(PII_KEY), key_id="test")
+
+
+@pytest.fixture
+def encryption_settings() -> EncryptionSettings:
+    return EncryptionSettings(key=SecretStr(ENCRYPTION_KEY), key_id="e-test")
 
 
 @pytest.fixture

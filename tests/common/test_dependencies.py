@@ -20,9 +20,11 @@ from fastapi.routing import APIRoute
 from ingest.config import IngestSettings
 from ingest.main import create_app as ingest_app
 from pydantic import SecretStr
+from sales_common.pii import EncryptionSettings, PiiSettings
 from sales_common.settings import AuthSettings
 
 AUTH = AuthSettings(jwt_secret=SecretStr("k" * 32))
+PII = PiiSettings(hmac_key=SecretStr("h" * 32))
 
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
@@ -39,8 +41,14 @@ def _runs_on_the_loop(call: Any) -> bool:
 @pytest.mark.parametrize(
     "app",
     [
-        ingest_app(IngestSettings(auth=AUTH, log_json=False)),
-        dashboard_app(DashboardSettings(auth=AUTH, log_json=False)),
+        ingest_app(
+            IngestSettings(
+                auth=AUTH,
+                pii_encryption=EncryptionSettings(key=SecretStr("e" * 32)),
+                log_json=False,
+            )
+        ),
+        dashboard_app(DashboardSettings(auth=AUTH, pii=PII, log_json=False)),
     ],
     ids=["ingest", "dashboard"],
 )

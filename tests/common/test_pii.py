@@ -3,7 +3,14 @@ import hmac
 
 import pytest
 from pydantic import SecretStr, ValidationError
-from sales_common.pii import CustomerHasher, PiiSettings
+from sales_common.pii import (
+    CustomerHasher,
+    EncryptionSettings,
+    FieldCipher,
+    PiiSettings,
+    UnreadableCustomerId,
+    row_context,
+)
 
 
 def test_hash_is_keyed_hmac_not_plain_sha256() -> None:
@@ -39,3 +46,57 @@ def test_hash_is_standard_hmac_sha256_for_keys_of_any_length(length: int) -> Non
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValidationError, match="at least 32 bytes"):
         PiiSettings(hmac_key=SecretStr("short"))
+
+
+def cipher(key: str = "a" * 32, key_id: str = "e1", **previous: str) -> FieldCipher:
+    return FieldCipher(
+        EncryptionSettings(
+            key=SecretStr(key),
+            key_id=key_id,
+            previous_keys={k: SecretStr(v) for k, v in previous.items()},
+        )
+    )
+
+
+def test_a_token_decrypts_only_in_its_own_row() -> None:
+    old = cipher()
+    token = old.encrypt("CUST-1", row_context("u", 1))
+    assert token.startswith("pii:v1:e1:")
+    assert "CUST-1" not in token
+    assert old.encrypt("CUST-1", row_context("u", 1)) != token  # a fresh nonce each time
+    assert old.decrypt(token, row_context("u", 1)) == "CUST-1"
+    for moved in (row_context("u", 2), row_context("v", 1)):
+        with pytest.raises(UnreadableCustomerId):
+            old.decrypt(token, moved)
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(UnreadableCustomerId):
+        old.decrypt(tampered, row_context("u", 1))
+
+
+def test_after_a_rotation_the_new_key_encrypts_and_the_old_one_still_decrypts() -> None:
+    before = cipher()
+    token = before.encrypt("CUST-1", row_context("u", 1))
+    after = cipher("b" * 32, "e2", e1="a" * 32)
+    assert after.encrypt("CUST-1", row_context("u", 1)).startswith("pii:v1:e2:")
+    assert after.decrypt(token, row_context("u", 1)) == "CUST-1"
+    with pytest.raises(UnreadableCustomerId, match="unknown key 'e1'"):
+        cipher("b" * 32, "e2").decrypt(token, row_context("u", 1))
+
+
+def test_reveal_decrypts_in_place_and_leaves_clear_ids_alone() -> None:
+    c = cipher()
+    fields = {"customer_id": c.encrypt("CUST-9", row_context("u", 3)), "product": "Halal A"}
+    c.reveal(fields, "u", 3)
+    assert fields == {"customer_id": "CUST-9", "product": "Halal A"}
+    legacy = {"customer_id": "CUST-9"}
+    c.reveal(legacy, "u", 3)
+    assert legacy == {"customer_id": "CUST-9"}
+
+
+def test_every_configured_hashing_key_is_offered_the_current_first() -> None:
+    settings = PiiSettings(
+        hmac_key=SecretStr("n" * 32), key_id="k2", previous_hmac_keys={"k1": SecretStr("o" * 32)}
+    )
+    assert [h.key_id for h in settings.hashers()] == ["k2", "k1"]
+    with pytest.raises(ValidationError):
+        PiiSettings(hmac_key=SecretStr("n" * 32), previous_hmac_keys={"k1": SecretStr("short")})

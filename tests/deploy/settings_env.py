@@ -7,6 +7,7 @@ from ingest.config import IngestSettings
 from loader.config import LoaderSettings
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
+from sales_common.acls import AclSettings
 from sales_common.schema.config import MigrateSettings
 from validator.config import ValidatorSettings
 
@@ -17,8 +18,12 @@ SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     "dashboard": DashboardSettings,
 }
 # Everything the chart or compose.yaml configures: the services and the one-shot migrate
-# command (the chart's hook Job, compose's `migrate` service).
-SETTINGS: dict[str, type[BaseSettings]] = {**SERVICE_SETTINGS, "migrate": MigrateSettings}
+# command (the chart's hook Job, compose's `migrate` service) and compose's `acls` one-shot.
+SETTINGS: dict[str, type[BaseSettings]] = {
+    **SERVICE_SETTINGS,
+    "migrate": MigrateSettings,
+    "acls": AclSettings,
+}
 
 
 def _walk(model: type[BaseModel], prefix: str, required: bool) -> dict[str, bool]:

@@ -12,7 +12,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from sales_common.acls import AclNames, Grant, table
 from sales_common.server import GRACEFUL_SHUTDOWN_S
+from sales_common.settings import TopicSettings
 
 from tests.conftest import REPO
 from tests.deploy import crd_schemas
@@ -23,6 +25,7 @@ SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBERNETES_VERSION = "1.32.0"
 SERVICE_NAMES = tuple(SERVICE_SETTINGS)
 CONSUMERS = ("validator", "loader")
+KAFKA_CLIENTS = ("ingest", "validator", "loader")
 # kube-score checks left out, each justified in the chart README ("kube-score").
 KUBE_SCORE_IGNORED = ("container-image-pull-policy",)
 
@@ -133,6 +136,11 @@ def test_an_injected_wrong_field_or_type_fails_validation(helm: str, crd_files: 
         misspelt = copy.deepcopy(doc)
         misspelt["spec"]["replicaz"] = 2
         assert validation_errors(misspelt, schemas), f"{kind}: an unknown field passed"
+    user = copy.deepcopy(targets["KafkaUser"])
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Reed"]
+    assert validation_errors(user, schemas), "a misspelt ACL operation passed"
+    user["spec"]["authorization"]["acls"][0] = {"resource": {"type": "topic", "nam": "x"}}
+    assert validation_errors(user, schemas), "a misspelt ACL resource field passed"
     kafka = copy.deepcopy(targets["Kafka"])
     kafka["spec"]["kafka"]["listeners"][0]["port"] = "9093"
     assert validation_errors(kafka, schemas), "a listener port as a string passed"
@@ -289,6 +297,7 @@ def test_quick_start_secrets_come_only_from_install_time_values(helm: str) -> No
         "global.secrets.create.enabled=true",
         f"global.secrets.create.jwtSecret={jwt}",
         f"global.secrets.create.piiHmacKey={pii}",
+        f"global.secrets.create.piiEncryptionKey={pii}",
         "global.secrets.create.dashboardClients=clients-json",
         "global.secrets.create.postgresDsn=postgresql://sales:pw@db:5432/sales",
     )
@@ -337,13 +346,16 @@ def test_strimzi_bootstrap_user_and_ca_reach_every_kafka_client(helm: str) -> No
         True,
         "scram-sha-512",
     )
-    (user,) = by_kind(docs, "KafkaUser").values()
-    assert user["metadata"]["labels"]["strimzi.io/cluster"] == "sales-kafka"
-    for name in ("ingest", "validator", "loader"):
+    users = by_kind(docs, "KafkaUser")
+    assert set(users) == {f"sales-pipeline-{name}" for name in KAFKA_CLIENTS}
+    for name in KAFKA_CLIENTS:
+        user = users[f"sales-pipeline-{name}"]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "sales-kafka"
         variables = env(deployments(docs)[name])
         p = name.upper()
         assert variables[f"{p}_KAFKA__BOOTSTRAP_SERVERS"] == "sales-kafka-kafka-bootstrap:9093"
         assert variables[f"{p}_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
+        # Each service as its own principal: its KafkaUser's name and Secret.
         assert variables[f"{p}_KAFKA__SASL_USERNAME"] == user["metadata"]["name"]
         assert variables[f"{p}_KAFKA__SASL_PASSWORD"]["name"] == user["metadata"]["name"]
         ca_file = Path(variables[f"{p}_KAFKA__SSL_CAFILE"])
@@ -359,6 +371,92 @@ def test_strimzi_bootstrap_user_and_ca_reach_every_kafka_client(helm: str) -> No
             assert trigger["metadata"]["bootstrapServers"] == "sales-kafka-kafka-bootstrap:9093"
             assert trigger["metadata"]["sasl"] == "scram_sha512"
             assert trigger["metadata"]["tls"] == "enable"
+
+
+def service_env(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """A service's env: its container's and its ConfigMap's."""
+    variables = env(deployments(docs)[name])
+    configmaps = by_kind(docs, "ConfigMap")
+    for source in container(deployments(docs)[name]).get("envFrom", []):
+        variables |= configmaps[source["configMapRef"]["name"]]["data"]
+    return variables
+
+
+def kafka_user_grants(user: dict[str, Any]) -> frozenset[Grant]:
+    """A Strimzi KafkaUser's ACLs as grants of sales_common.acls' table."""
+    assert user["spec"]["authorization"]["type"] == "simple"
+    grants = set()
+    for acl in user["spec"]["authorization"]["acls"]:
+        assert acl.get("type", "allow") == "allow"
+        assert acl.get("host", "*") == "*"
+        resource = acl["resource"]
+        for operation in acl["operations"]:
+            grants.add(
+                Grant(resource["type"], resource["name"], resource["patternType"], operation)
+            )
+    return frozenset(grants)
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (),
+        (
+            "global.kafka.topics.raw.name=shop.raw",
+            "global.kafka.topics.validatedPriority.name=shop.fast.validated",
+            "validator.consumer.groupId=shop-validator",
+            "validator.config.TRANSACTIONAL_ID_PREFIX=shop-validator",
+            "loader.consumer.groupId=shop-loader",
+        ),
+    ],
+    ids=["defaults", "renamed"],
+)
+def test_the_kafka_users_carry_the_acl_table_of_the_services(
+    helm: str, sets: tuple[str, ...]
+) -> None:
+    docs = render(helm, scenario("operators"), *sets)
+    (kafka,) = by_kind(docs, "Kafka").values()
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    # The names the services are configured with, read back from their env.
+    variables = {name: service_env(docs, name) for name in KAFKA_CLIENTS}
+    names = AclNames(
+        validator_group_id=variables["validator"]["VALIDATOR_GROUP_ID"],
+        validator_transactional_id_prefix=variables["validator"].get(
+            "VALIDATOR_TRANSACTIONAL_ID_PREFIX", "validator"
+        ),
+        loader_group_id=variables["loader"]["LOADER_GROUP_ID"],
+    )
+    for name in KAFKA_CLIENTS:
+        topics = TopicSettings(
+            **{
+                role: variables[name][f"{name.upper()}_KAFKA__TOPICS__{role.upper()}"]
+                for role in TopicSettings().names()
+            }
+        )
+        user = by_kind(docs, "KafkaUser")[f"sales-pipeline-{name}"]
+        assert kafka_user_grants(user) == table(topics, names)[name], name
+    if sets:
+        assert Grant("transactionalId", "shop-validator-", "prefix", "Write") in kafka_user_grants(
+            by_kind(docs, "KafkaUser")["sales-pipeline-validator"]
+        )
+
+
+def test_external_kafka_takes_a_user_per_service(helm: str) -> None:
+    docs = render(
+        helm,
+        scenario("everything"),
+        "global.kafka.sasl.users.validator.username=shop-validator",
+        "global.kafka.sasl.users.validator.existingSecret=kafka-validator",
+    )
+    validator = env(deployments(docs)["validator"])
+    assert validator["VALIDATOR_KAFKA__SASL_USERNAME"] == "shop-validator"
+    assert validator["VALIDATOR_KAFKA__SASL_PASSWORD"] == {
+        "name": "kafka-validator",
+        "key": "password",
+    }
+    # The others, and the topics Job, keep the shared user.
+    assert env(deployments(docs)["loader"])["LOADER_KAFKA__SASL_USERNAME"] == "sales"
+    assert env(by_kind(docs, "Job")["sales-sales-topics"])["KAFKA_SASL_USERNAME"] == "sales"
 
 
 def test_cloudnativepg_secrets_exist_before_migrations_and_its_ca_is_verified(helm: str) -> None:
@@ -526,6 +624,7 @@ def test_pods_take_scheduling_and_volume_extras_and_roll_on_chart_made_secrets(
             "global.secrets.create.enabled=true",
             f"global.secrets.create.jwtSecret={jwt}",
             "global.secrets.create.piiHmacKey=" + "p" * 40,
+            "global.secrets.create.piiEncryptionKey=" + "q" * 40,
             "global.secrets.create.dashboardClients=clients-json",
             "global.secrets.create.postgresDsn=postgresql://sales:pw@db:5432/sales",
         )
@@ -563,3 +662,58 @@ def test_hooks_and_optional_objects(helm: str) -> None:
     }
     assert "sales-sales-topics" not in by_kind(operators, "Job")
     assert by_kind(operators, "KafkaNodePool")
+
+
+def test_the_scheduled_intake_runs_the_client_on_the_volume(helm: str) -> None:
+    docs = render(helm, scenario("everything"))
+    cron = by_kind(docs, "CronJob")["sales-sales-sync"]
+    assert (cron["spec"]["schedule"], cron["spec"]["timeZone"]) == ("30 1 * * *", "Europe/Berlin")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"  # runs never overlap
+    job = cron["spec"]["jobTemplate"]
+    pod = job["spec"]["template"]["spec"]
+    (sync,) = pod["containers"]
+    assert sync["command"] == ["sales-pipeline", "sync", "/intake"]
+    assert sync["image"] == container(deployments(docs)["ingest"])["image"]
+    assert pod["volumes"] == [
+        {"name": "intake", "persistentVolumeClaim": {"claimName": "sales-intake"}}
+    ]
+    variables = env(job["spec"]["template"] | {"spec": pod})
+    assert variables["SALES_CLIENT_SECRET"] == {"name": "sales-sync-client", "key": "client-secret"}
+    assert variables["SALES_INGEST_URL"] == "http://sales-ingest:8000"
+    assert sync["securityContext"]["readOnlyRootFilesystem"] is True
+    policy = by_kind(docs, "NetworkPolicy")["sales-sales-sync"]
+    assert policy["spec"]["ingress"] == []
+    # Without a client or a folder, the chart refuses rather than rendering a job that fails.
+    refused = subprocess.run(
+        [
+            helm,
+            "template",
+            "sales",
+            str(CHART),
+            "--kube-version",
+            KUBERNETES_VERSION,
+            "--set",
+            "sync.enabled=true",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "sync.clientSecret" in refused.stderr
+
+
+def test_sales_raw_keeps_its_customer_ids_only_as_long_as_configured(helm: str) -> None:
+    operators = render(helm, scenario("operators"), "global.kafka.rawRetentionMs=7200000")
+    topics = {
+        t["spec"]["topicName"]: t["spec"]["config"]
+        for t in by_kind(operators, "KafkaTopic").values()
+    }
+    assert topics["sales.raw"]["retention.ms"] == 7200000
+    assert topics["sales.raw.priority"]["retention.ms"] == 7200000
+    assert "retention.ms" not in topics["sales.validated"]  # the public topic: the broker's
+    job = by_kind(render(helm, scenario("defaults")), "Job")["sales-sales-topics"]
+    script = container(job)["args"][0]
+    assert "sales.raw:6:86400000" in script
+    assert "sales.validated:6: " in script
+    assert "kafka-configs.sh" in script  # also applied to topics made before

@@ -13,6 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from sales_common.acls import PRINCIPALS, AclNames, AclSettings
+from sales_common.settings import TopicSettings
+from validator.config import ValidatorSettings
 
 from tests.conftest import REPO
 from tests.deploy.settings_env import (
@@ -22,6 +25,7 @@ from tests.deploy.settings_env import (
 )
 
 COMPOSE = REPO / "compose.yaml"
+KAFKA_PASSWORDS = [f"KAFKA_{n}_PASSWORD" for n in ("ADMIN", "INGEST", "VALIDATOR", "LOADER")]
 
 
 def compose() -> dict[str, Any]:
@@ -42,17 +46,71 @@ def test_compose_file_matches_the_compose_spec(compose_schema: Path) -> None:
 
 def test_every_setting_a_service_needs_is_set_and_every_name_is_real() -> None:
     services = compose()["services"]
-    for name in SETTINGS:  # the four services and the `migrate` one-shot
+    for name in SETTINGS:  # the four services and the `migrate` and `acls` one-shots
         assert_sets_only_what_it_reads(name, set(services[name]["environment"]), name)
     assert "MIGRATE_POSTGRES__DSN" in services["migrate"]["environment"]
 
 
 def test_secrets_come_from_env_file_and_stop_start_up_when_missing() -> None:
     text = COMPOSE.read_text()
-    for variable in ("POSTGRES_PASSWORD", "JWT_SECRET", "PII_HMAC_KEY", "DASHBOARD_CLIENTS"):
+    for variable in (
+        "POSTGRES_PASSWORD",
+        "JWT_SECRET",
+        "PII_HMAC_KEY",
+        "PII_ENCRYPTION_KEY",
+        "DASHBOARD_CLIENTS",
+        *KAFKA_PASSWORDS,
+    ):
         uses = re.findall(r"\$\{" + variable + r"(:[?-][^}]*)?\}", text)
         assert uses, variable
         assert all(u.startswith(":?") for u in uses), f"{variable} must use ${{VAR:?}}"
+
+
+def interpolated(environment: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose fills it in from `values` (the .env)."""
+
+    def fill(text: str) -> str:
+        return re.sub(r"\$\{(\w+)(:[?-][^}]*)?\}", lambda m: values.get(m.group(1), "x"), text)
+
+    return {name: fill(str(value)) for name, value in environment.items()}
+
+
+def test_the_acls_one_shot_applies_the_table_to_the_principals_the_services_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = compose()["services"]
+    dotenv = {name: f"secret-of-{name}" for name in KAFKA_PASSWORDS}
+    for name, value in interpolated(services["acls"]["environment"], dotenv).items():
+        monkeypatch.setenv(name, value)
+    applied = AclSettings()
+    assert applied.kafka.sasl_username == "admin"
+    assert services["kafka"]["environment"]["KAFKA_SUPER_USERS"] == "User:admin"
+    authorizer = services["kafka"]["environment"]["KAFKA_AUTHORIZER_CLASS_NAME"]
+    assert authorizer.endswith("StandardAuthorizer")
+    assert services["kafka"]["environment"]["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert "PLAINTEXT:PLAINTEXT" not in str(services["kafka"]["environment"])
+    for name in PRINCIPALS:
+        settings = interpolated(services[name]["environment"], dotenv)
+        p = name.upper()
+        # The principal the one-shot creates and grants is the one the service logs in as,
+        # with the password the one-shot set for it.
+        assert settings[f"{p}_KAFKA__SASL_USERNAME"] == getattr(applied.principals, name)
+        password = getattr(applied.passwords, name)
+        assert settings[f"{p}_KAFKA__SASL_PASSWORD"] == password.get_secret_value()
+        assert settings[f"{p}_KAFKA__SASL_MECHANISM"] == applied.scram_mechanism
+        # The groups, transactional ids and topics the table grants are the service's own.
+        service = SETTINGS[name]
+        # compose renames none of them, so the defaults on both sides are what counts.
+        assert [v for v in settings if "GROUP_ID" in v or "TOPICS" in v] == []
+        assert applied.names == AclNames()
+        assert applied.kafka.topics == TopicSettings()
+        if name != "ingest":
+            assert service.model_fields["group_id"].default == getattr(
+                applied.names, f"{name}_group_id"
+            )
+    assert ValidatorSettings.model_fields["transactional_id_prefix"].default == (
+        applied.names.validator_transactional_id_prefix
+    )
 
 
 def test_ports_healthchecks_and_start_order_match_the_code() -> None:
@@ -66,10 +124,12 @@ def test_ports_healthchecks_and_start_order_match_the_code() -> None:
             "kafka": "service_healthy",
             "postgres": "service_healthy",
             "topics": "service_completed_successfully",
+            "acls": "service_completed_successfully",
             "migrate": "service_completed_successfully",
         }
-    assert services["ingest"]["ports"] == ["8001:8000"]
-    assert services["dashboard"]["ports"] == ["8004:8000"]
+    # 8001 and 8004 unless INGEST_PUBLISH / DASHBOARD_PUBLISH say otherwise (make test-containers).
+    assert services["ingest"]["ports"] == ["${INGEST_PUBLISH:-8001}:8000"]
+    assert services["dashboard"]["ports"] == ["${DASHBOARD_PUBLISH:-8004}:8000"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
     scraped = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = scraped["scrape_configs"][0]["static_configs"][0]["targets"]

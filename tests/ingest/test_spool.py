@@ -5,13 +5,17 @@ import pytest
 from ingest.config import SpoolSettings
 from ingest.csv_stream import CheckedRows, CsvProblem
 from ingest.spool import Spool, SpoolBudget, SpoolFull
+from pydantic import SecretStr
+from sales_common.pii import EncryptionSettings, FieldCipher, row_context
+
+CIPHER = FieldCipher(EncryptionSettings(key=SecretStr("s" * 32), key_id="e1"))
 
 
 def test_rows_come_back_in_order_and_the_budget_is_returned() -> None:
     budget = SpoolBudget(1 << 20)
     columns = ["product", "price", "quantity"]
     rows = [["Halal A", "1", "2"], ['quote " and, comma', "", "\n", "extra"], ["short"]]
-    with Spool(SpoolSettings(), budget) as spool:
+    with Spool(SpoolSettings(), budget, CIPHER, "u") as spool:
         spool.write(columns, rows[:1])
         spool.write(columns, [])
         spool.write(columns, rows[1:])
@@ -24,9 +28,25 @@ def test_rows_come_back_in_order_and_the_budget_is_returned() -> None:
     assert budget.free == 1 << 20
 
 
+def test_customer_ids_are_encrypted_before_they_reach_the_disk() -> None:
+    columns = ["product", "price", "quantity", "customer_id"]
+    rows = [["Halal A", "1", "2", "CUST-7"], ["Halal B", "1", "2", " "], ["Halal C", "1", "2"]]
+    with Spool(SpoolSettings(), SpoolBudget(1 << 20), CIPHER, "u") as spool:
+        spool.write(columns, rows[:1])
+        spool.write(columns, rows[1:])
+        spool._file.seek(0)
+        assert b"CUST-7" not in spool._file.read()
+        fields = [orjson.loads(f) for _, f in spool.rows()]
+    token = fields[0]["customer_id"]
+    assert token.startswith("pii:v1:e1:")
+    assert CIPHER.decrypt(token, row_context("u", 1)) == "CUST-7"
+    assert fields[1]["customer_id"] == " "  # nothing to hide in a blank
+    assert "customer_id" not in fields[2]
+
+
 def test_a_full_spool_refuses_with_503() -> None:
     budget = SpoolBudget(10)
-    with Spool(SpoolSettings(), budget) as spool, pytest.raises(SpoolFull) as full:
+    with Spool(SpoolSettings(), budget, CIPHER, "u") as spool, pytest.raises(SpoolFull) as full:
         spool.write(["product"], [["x" * 20]])
     assert full.value.status_code == 503
     assert budget.free == 10

@@ -17,6 +17,7 @@ from ingest.config import IngestSettings
 from ingest.main import create_app
 from ingest.publisher import transactional_id
 from sales_common.events import RawSale, raw_sales
+from sales_common.pii import EncryptionSettings
 from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings
 
 from tests.conftest import DATA
@@ -34,12 +35,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def settings(
-    kafka_settings: KafkaSettings, postgres_settings: PostgresSettings, auth_settings: AuthSettings
+    kafka_settings: KafkaSettings,
+    postgres_settings: PostgresSettings,
+    auth_settings: AuthSettings,
+    encryption_settings: EncryptionSettings,
 ) -> IngestSettings:
     return IngestSettings(
         kafka=kafka_settings,
         postgres=postgres_settings,
         auth=auth_settings,
+        pii_encryption=encryption_settings,
         log_json=False,
     )
 

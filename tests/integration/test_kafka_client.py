@@ -7,16 +7,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 from devstack.pipeline import delete_topics
-from sales_common.kafka import TransactionalProducer, error_of
-from sales_common.settings import KafkaSettings
+from sales_common.kafka import TransactionalProducer, ensure_topics, error_of
+from sales_common.settings import KafkaSettings, TopicSettings
 
-from tests.helpers import consume_quiet
+from tests.helpers import consume_quiet, eventually
 
 pytestmark = pytest.mark.integration
 MakeTopic = Callable[..., Awaitable[str]]
@@ -175,3 +181,32 @@ async def poll_until(done: Callable[[], bool], *consumers: Consumer, timeout_s: 
     while not done():
         assert time.monotonic() < deadline, "no rebalance within the deadline"
         await asyncio.gather(*(asyncio.to_thread(c.consume, 1, 0.2) for c in consumers))
+
+
+async def test_sales_raw_is_held_to_its_retention_new_or_old(kafka_settings: KafkaSettings) -> None:
+    """sales.raw carries customer ids (encrypted): its retention is the setting's, also on a
+    topic that existed before; the public topics keep the broker's."""
+    settings = kafka_settings.model_copy(deep=True)
+    settings.topics = TopicSettings(
+        raw=f"r{uuid.uuid4().hex[:8]}.raw",
+        validated=f"r{uuid.uuid4().hex[:8]}.validated",
+        rejected=f"r{uuid.uuid4().hex[:8]}.rejected",
+        raw_retention_ms=3_600_000,
+    )
+    admin = AdminClient(settings.client_config())
+    made_before = admin.create_topics([NewTopic(settings.topics.raw_priority, 1, 1)])
+    await asyncio.wrap_future(made_before[settings.topics.raw_priority])
+    try:
+        await ensure_topics(settings)
+
+        async def retention(topic: str) -> str:
+            futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
+            (described,) = [await asyncio.wrap_future(f) for f in futures.values()]
+            return str(described["retention.ms"].value)
+
+        # A broker applies an altered config from its metadata log, a moment later.
+        for topic in (settings.topics.raw, settings.topics.raw_priority):
+            await eventually(partial(retention, topic), lambda ms: ms == "3600000", 15, topic)
+        assert await retention(settings.topics.validated) == "604800000"  # the broker's
+    finally:
+        await delete_topics(settings, list(settings.topics.names().values()))

@@ -287,7 +287,7 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
         "Halal A": Decimal("8.00"),
         "Halal B": Decimal("1.00"),
     }
-    assert await conn.fetchval("SELECT sales_count FROM daily_totals") == 3
+    assert await conn.fetchval("SELECT sum(sales_count) FROM daily_product_totals") == 3
     status = await conn.fetchrow("SELECT * FROM uploads WHERE upload_id = $1", uuid.UUID(upload))
     assert status is not None
     assert (status["status"], status["valid_count"], status["rejected_count"]) == ("complete", 3, 1)

@@ -6,8 +6,15 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import SecretStr
 from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
-from sales_common.pii import CustomerHasher, PiiSettings
+from sales_common.pii import (
+    CustomerHasher,
+    EncryptionSettings,
+    FieldCipher,
+    PiiSettings,
+    row_context,
+)
 from sales_common.settings import KafkaSettings
 from validator.config import ValidatorSettings
 from validator.main import create_app
@@ -36,11 +43,16 @@ async def produce_raw(settings: ValidatorSettings, rows: list[RawSale]) -> None:
 
 
 @pytest.fixture
-def settings(kafka_settings: KafkaSettings, pii_settings: PiiSettings) -> ValidatorSettings:
+def settings(
+    kafka_settings: KafkaSettings,
+    pii_settings: PiiSettings,
+    encryption_settings: EncryptionSettings,
+) -> ValidatorSettings:
     suffix = uuid.uuid4().hex[:8]
     return ValidatorSettings(
         kafka=kafka_settings,
         pii=pii_settings,
+        pii_encryption=encryption_settings,
         group_id=f"validator-{suffix}",
         transactional_id_prefix=f"validator-{suffix}",
         log_json=False,
@@ -115,3 +127,37 @@ async def test_restart_resumes_from_committed_offsets(settings: ValidatorSetting
         )
     rows = sorted(decode(ValidatedSale, r.value).row_number for r in records)
     assert rows == list(range(1, 81))  # each row exactly once across the restart
+
+
+async def test_a_customer_id_encrypted_under_a_rotated_out_key_still_validates(
+    settings: ValidatorSettings,
+) -> None:
+    """Rows ingest encrypted before a key rotation, still in sales.raw after it, are read
+    with the previous key; one that decrypts under no key is rejected, never passed on."""
+    upload = str(uuid.uuid4())
+    old = EncryptionSettings(key=SecretStr("o" * 40), key_id="e-old")
+    sealed = FieldCipher(old).encrypt("CUST-ROTATED", row_context(upload, 1))
+    stranger = FieldCipher(EncryptionSettings(key=SecretStr("x" * 40), key_id="e-old"))
+    forged = stranger.encrypt("CUST-FORGED", row_context(upload, 2))
+    settings.pii_encryption.previous_keys = {"e-old": old.key}
+    fields = {"product": "Halal Tea", "price": "2.50", "quantity": "4"}
+    await produce_raw(
+        settings,
+        [
+            raw(upload, 1, **fields, customer_id=sealed),
+            raw(upload, 2, **fields, customer_id=forged),
+        ],
+    )
+    topics = settings.kafka.topics
+    async with serve(create_app(settings)):
+        validated = await consume(settings.kafka, topics.validated, expected=1)
+        rejected = await consume(settings.kafka, topics.rejected, expected=1)
+    (sale,) = (decode(ValidatedSale, r.value) for r in validated)
+    assert sale.customer_hash == CustomerHasher(settings.pii).hash("CUST-ROTATED")
+    (refused,) = (decode(RejectedSale, r.value) for r in rejected)
+    assert refused.violations[0].rule == "unreadable"
+    assert "does not decrypt" in refused.violations[0].message
+    assert refused.fields == {}  # neither the token nor anything derived from it
+    everything = b"".join(r.value for r in validated + rejected)
+    assert b"CUST-" not in everything
+    assert sealed.encode() not in everything

@@ -69,3 +69,39 @@ spec:
   ingress: []
   egress: {{- include "sales-common.egress" . | nindent 4 }}
 {{- end -}}
+
+{{/* What each service's Kafka principal may do: the table of sales_common/acls.py (topic
+     names, consumer groups and transactional id prefixes as this release configures them).
+     Kafka implies Describe from Read and Write; a transactional producer needs no
+     IdempotentWrite. Used by the Strimzi KafkaUsers; tests/deploy compares it with the table. */}}
+{{- define "sales-pipeline.kafkaAcls" -}}
+{{- $t := include "sales-common.topics" . | fromYaml -}}
+{{- $vg := .Values.validator.consumer.groupId -}}
+{{- $vt := index (.Values.validator.config | default dict) "TRANSACTIONAL_ID_PREFIX" | default "validator" -}}
+{{- $lg := .Values.loader.consumer.groupId -}}
+ingest:
+  {{- range list $t.raw.name $t.rawPriority.name }}
+  # writes an upload in one transaction; reads it back to settle an abandoned one
+  - {type: topic, name: {{ . | quote }}, pattern: literal, operations: [Write, Read]}
+  {{- end }}
+  - {type: group, name: ingest-outcome-, pattern: prefix, operations: [Read]}
+  - {type: transactionalId, name: ingest-, pattern: prefix, operations: [Write]}
+validator:
+  {{- range list $t.raw.name $t.rawPriority.name }}
+  - {type: topic, name: {{ . | quote }}, pattern: literal, operations: [Read]}
+  {{- end }}
+  {{- range list $t.validated.name $t.rejected.name $t.validatedPriority.name $t.rejectedPriority.name }}
+  - {type: topic, name: {{ . | quote }}, pattern: literal, operations: [Write]}
+  {{- end }}
+  {{- range list $vg (printf "%s.express" $vg) }}
+  - {type: group, name: {{ . | quote }}, pattern: literal, operations: [Read]}
+  {{- end }}
+  - {type: transactionalId, name: {{ printf "%s-" $vt | quote }}, pattern: prefix, operations: [Write]}
+loader:
+  {{- range list $t.validated.name $t.rejected.name $t.validatedPriority.name $t.rejectedPriority.name }}
+  - {type: topic, name: {{ . | quote }}, pattern: literal, operations: [Read]}
+  {{- end }}
+  {{- range list $lg (printf "%s.express" $lg) }}
+  - {type: group, name: {{ . | quote }}, pattern: literal, operations: [Read]}
+  {{- end }}
+{{- end -}}

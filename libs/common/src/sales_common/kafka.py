@@ -16,7 +16,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from sales_common.logging import get_logger
 from sales_common.settings import ClientConfig, KafkaSettings
@@ -58,22 +65,58 @@ class KafkaProbe:
 async def ensure_topics(
     settings: KafkaSettings, partitions: dict[str, int] | None = None, replication: int = 1
 ) -> None:
+    """Create the pipeline's topics that are missing, and hold sales.raw and its lane to
+    their retention (on topics made before too): they carry customer ids, encrypted."""
     counts = {**DEFAULT_PARTITIONS, **(partitions or {})}
-    names = settings.topics.model_dump()
+    names = settings.topics.names()
+    retention = {"retention.ms": str(settings.topics.raw_retention_ms)}
+    kept_short = {names["raw"], names["raw_priority"]}
     admin = AdminClient(settings.client_config())
     metadata = await asyncio.to_thread(admin.list_topics, timeout=_ADMIN_TIMEOUT_S)
     wanted = [
-        NewTopic(names[role], num_partitions=count, replication_factor=replication)
+        NewTopic(
+            names[role],
+            num_partitions=count,
+            replication_factor=replication,
+            config=retention if names[role] in kept_short else {},
+        )
         for role, count in counts.items()
         if names[role] not in metadata.topics
     ]
-    for future in admin.create_topics(wanted).values() if wanted else ():
+    made = set()
+    for name, future in admin.create_topics(wanted).items() if wanted else ():
         try:
             await asyncio.wrap_future(future)
+            made.add(name)
         except KafkaException as exc:
             # Another process may create them concurrently; that is fine.
             if error_of(exc).code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    # Topics made before (or by a concurrent process) may carry the broker's default.
+    older = [ConfigResource(ResourceType.TOPIC, name) for name in sorted(kept_short - made)]
+    for resource in older:
+        resource.add_incremental_config(
+            ConfigEntry(
+                "retention.ms",
+                retention["retention.ms"],
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        )
+
+    async def alter() -> None:
+        for future in admin.incremental_alter_configs(older).values():
+            await asyncio.wrap_future(future)
+
+    if older:  # a topic just made elsewhere may not be known to every broker yet
+        await with_backoff(alter, "sales.raw retention", _unknown_topic_too, attempts=10)
+
+
+def _unknown_topic_too(error: BaseException) -> bool:
+    unknown = (
+        isinstance(error, KafkaException)
+        and error_of(error).code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    )
+    return unknown or is_transient(error)
 
 
 async def delete_topics(settings: KafkaSettings, names: list[str]) -> None:

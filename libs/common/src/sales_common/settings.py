@@ -26,6 +26,8 @@ def check_secret_length(secret: SecretStr, name: str) -> SecretStr:
 
 class TopicSettings(BaseModel):
     raw: str = "sales.raw"
+    # sales.raw and its lane carry customer ids (encrypted): kept a day, not the broker's 7.
+    raw_retention_ms: int = Field(default=86_400_000, ge=60_000)
     validated: str = "sales.validated"
     rejected: str = "sales.rejected"
     # The express lane for small uploads (docs/EXACTLY_ONCE.md, "Small uploads first"):
@@ -40,6 +42,10 @@ class TopicSettings(BaseModel):
             if not getattr(self, f"{role}_priority"):
                 setattr(self, f"{role}_priority", f"{getattr(self, role)}.priority")
         return self
+
+    def names(self) -> dict[str, str]:
+        """Role -> topic name, for every topic the pipeline uses."""
+        return {role: name for role, name in self.model_dump().items() if isinstance(name, str)}
 
     def priority_of(self, topic: str) -> str:
         """The express-lane twin of a main topic."""
@@ -70,7 +76,7 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = 3_000
     # Producer batches (librdkafka batch.size / linger.ms): chosen by measurement, see
     # docs/BENCHMARKS.md "Kafka batching"; the broker's default message.max.bytes is 1 MiB.
-    producer_batch_bytes: int = 1024 * 1024
+    producer_batch_bytes: int = 256 * 1024
     producer_linger_ms: int = 5
     # How many bytes of fetched records a consumer buffers ahead of its application.
     consumer_queue_kbytes: int = 16 * 1024

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from sales_common.pii import PiiSettings
 from sales_common.services import SERVICES
 from sales_common.settings import AuthSettings, ServiceSettings
 
@@ -35,6 +36,9 @@ class DashboardSettings(ServiceSettings):
     service_name: str = _SERVICE.name
     port: int = _SERVICE.port
     auth: AuthSettings
+    # The validator's hashing keys: an erasure (erasure.py) looks a customer up under each.
+    # DASHBOARD_PII__PREVIOUS_HMAC_KEYS is JSON: {"k0": "the key k1 replaced"}.
+    pii: PiiSettings
     # JSON in the environment: {"client-id": {"secret_hash": "...", "scopes": ["sales:read"]}}
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     token_ttl_s: int = 900
@@ -45,3 +49,5 @@ class DashboardSettings(ServiceSettings):
     refresh_s: int = 5
     # How stale GET /api/v1/summary may be; 0 reads the aggregates on every request.
     summary_cache_s: float = 1.0
+    # Products the summary lists one by one; the rest are summed as one "Other" bar.
+    top_products: int = Field(default=10, ge=1, le=100)

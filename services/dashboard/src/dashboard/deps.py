@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from sales_common.auth import SCOPE_SALES_READ, Principal, TokenIssuer, require_scope
+from sales_common.auth import (
+    SCOPE_ADMIN,
+    SCOPE_SALES_READ,
+    Principal,
+    TokenIssuer,
+    require_scope,
+)
 
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
@@ -21,3 +27,4 @@ RepositoryDep = Annotated[DashboardRepository, Depends(_part(lambda s: s.reposit
 IssuerDep = Annotated[TokenIssuer, Depends(_part(lambda s: s.token_issuer))]
 ThrottleDep = Annotated[LoginThrottle, Depends(_part(lambda s: s.login_throttle))]
 ReaderDep = Annotated[Principal, Depends(require_scope(SCOPE_SALES_READ))]
+AdminDep = Annotated[Principal, Depends(require_scope(SCOPE_ADMIN))]

@@ -10,7 +10,7 @@ from sales_common.db import check_database, close_pool, create_pool, register_js
 from sales_common.errors import install_error_handlers
 from sales_common.observability import install_observability
 
-from dashboard import api, tokens, ui
+from dashboard import api, erasure, tokens, ui
 from dashboard.config import DashboardSettings
 from dashboard.repository import DashboardRepository
 from dashboard.service import SummaryCache
@@ -48,5 +48,6 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     install_observability(app, registry)
     app.include_router(tokens.router)
     app.include_router(api.router)
+    app.include_router(erasure.router)
     app.include_router(ui.router)
     return app

@@ -3,87 +3,288 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import functools
 import time
-from datetime import date
+from collections import OrderedDict
+from collections.abc import Iterator
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 from uuid import UUID
 
-from pydantic import BaseModel
-from sales_common.uploads import UploadStatus
+import orjson
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dashboard.figures import money
+from dashboard.models import (
+    DayTotal,
+    OtherProducts,
+    PeriodTotals,
+    ProductPage,
+    ProductSort,
+    ProductTotal,
+    RejectedRow,
+    RejectionPage,
+    SortOrder,
+    Summary,
+    UploadDetail,
+    UploadPage,
+    UploadSummary,
+)
+from dashboard.periods import FROM, TO, Period, period_of
 from dashboard.repository import DashboardRepository
 
-
-class ProductTotal(BaseModel):
-    product: str
-    total_amount: Decimal
-    quantity: int
-    sales_count: int
+SUMMARY_DAYS = 31  # the daily series of all time, unless the caller asks for another span
+MAX_DAYS = 366  # the longest daily series one summary holds
 
 
-class DayTotal(BaseModel):
-    day: date
-    total_amount: Decimal
-    sales_count: int
+class SummaryQuery(NamedTuple):
+    period: Period
+    top: int
+    days: int | None  # None: the whole period, at most MAX_DAYS; all time: SUMMARY_DAYS
+
+    @property
+    def series_days(self) -> int:
+        if self.days is not None:
+            return self.days
+        return min(self.period.days or SUMMARY_DAYS, MAX_DAYS)
 
 
-class Summary(BaseModel):
-    total_sales: Decimal
-    valid_count: int
-    rejected_count: int
-    products: list[ProductTotal]
-    rejections_by_rule: dict[str, int]
-    daily: list[DayTotal]
+class SummaryParams(BaseModel):
+    """The summary's query parameters."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    from_: date | None = Field(default=None, alias="from", description=FROM)
+    to: date | None = Field(default=None, description=TO)
+    top: int | None = Field(
+        default=None, ge=1, le=100, description="products listed one by one (default 10)"
+    )
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DAYS,
+        description="days in the daily series (default: the period's)",
+    )
+
+    @classmethod
+    def openapi_parameters(cls) -> list[dict[str, Any]]:
+        """These fields as OpenAPI query parameters, for a route that parses them itself."""
+        properties = cls.model_json_schema(by_alias=True)["properties"]
+        return [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": schema.get("description", ""),
+                "schema": {k: v for k, v in schema.items() if k != "description"},
+            }
+            for name, schema in properties.items()
+        ]
 
 
-class RejectedRow(BaseModel):
-    row_number: int | None
-    fields: dict[str, str]
-    violations: list[dict[str, str]]
+@functools.lru_cache(maxsize=1024)  # viewers ask the same few queries, many times a second
+def summary_query(query_string: bytes, default_top: int) -> SummaryQuery:
+    """The summary's query from its raw query string; a bad one raises a 422 as FastAPI would.
+    Blank values count as absent (an empty date field of a form)."""
+    values = {k: v for k, v in parse_qsl(query_string.decode("latin-1")) if v}
+    try:
+        params = SummaryParams.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+        ) from exc
+    return SummaryQuery(period_of(params.from_, params.to), params.top or default_top, params.days)
 
 
-class UploadDetail(UploadStatus):
-    rejections: list[RejectedRow]
-
-
-SUMMARY_DAYS = 31  # the daily series shown unless the caller asks for another span
-
-
-async def read_summary(repo: DashboardRepository, days: int = SUMMARY_DAYS) -> Summary:
-    products = [ProductTotal.model_validate(dict(r)) for r in await repo.product_totals()]
+async def read_summary(repo: DashboardRepository, query: SummaryQuery) -> Summary:
+    period = query.period
+    rows = await repo.top_products(period, query.top)
+    top = [ProductTotal.model_validate(dict(r)) for r in rows if r["product"] is not None]
+    rest = next((r for r in rows if r["product"] is None), None)
+    previous_period = period.previous()
+    previous = None
+    if previous_period is not None:
+        totals = await repo.period_totals(previous_period)
+        assert totals is not None  # an aggregate without GROUP BY always answers one row
+        previous = PeriodTotals(period=previous_period, **dict(totals))
     return Summary(
-        total_sales=sum((p.total_amount for p in products), Decimal("0.00")),
-        valid_count=sum(p.sales_count for p in products),
+        period=period,
+        total_sales=sum((r["total_amount"] for r in rows), Decimal("0.00")),
+        valid_count=sum(r["sales_count"] for r in rows),
+        product_count=sum(r["products"] for r in rows),
+        products=top,
+        other=None
+        if rest is None
+        else OtherProducts(
+            product_count=rest["products"],
+            total_amount=rest["total_amount"],
+            quantity=rest["quantity"],
+            sales_count=rest["sales_count"],
+        ),
+        daily=[
+            DayTotal.model_validate(dict(r))
+            for r in await repo.daily_totals(period, query.series_days)
+        ],
+        previous=previous,
         rejected_count=await repo.rejected_rows(),
-        products=products,
         rejections_by_rule={r["rule"]: r["count"] for r in await repo.rule_counts()},
-        daily=[DayTotal.model_validate(dict(r)) for r in await repo.daily_totals(days)],
     )
 
 
-class SummaryCache:
-    """The summary, serialised, reused for `ttl_s`: many viewers polling (the API and the
-    page's live refresh alike) cost one read.
+class CachedSummary(NamedTuple):
+    read_at: float
+    summary: Summary
+    body: bytes  # the JSON the API answers, serialised once
 
-    Concurrent misses share one read (a lock), so a burst cannot stampede the database.
+
+class SummaryCache:
+    """Summaries, serialised, reused for `ttl_s`: many viewers polling (the API and the
+    page's live refresh alike) cost one read per query.
+
+    Concurrent misses of one query share one read (a lock per query), so a burst cannot
+    stampede the database; at most `max_entries` queries are kept, so callers asking for
+    ever new ranges cannot grow it without bound.
     """
 
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = 256) -> None:
         self._ttl_s = ttl_s
-        self._entries: dict[int, tuple[float, bytes]] = {}
-        self._lock = asyncio.Lock()
+        self._max_entries = max_entries
+        self._entries: OrderedDict[SummaryQuery, CachedSummary] = OrderedDict()
+        self._locks: dict[SummaryQuery, asyncio.Lock] = {}
 
-    async def get(self, repo: DashboardRepository, days: int) -> bytes:
-        entry = self._entries.get(days)
-        if entry is not None and time.monotonic() - entry[0] < self._ttl_s:
-            return entry[1]
-        async with self._lock:
-            entry = self._entries.get(days)
-            if entry is None or time.monotonic() - entry[0] >= self._ttl_s:
-                body = (await read_summary(repo, days)).model_dump_json().encode()
-                entry = (time.monotonic(), body)
-                self._entries[days] = entry
-        return entry[1]
+    def _fresh(self, query: SummaryQuery) -> CachedSummary | None:
+        entry = self._entries.get(query)
+        if entry is not None and time.monotonic() - entry.read_at < self._ttl_s:
+            return entry
+        return None
+
+    async def get(self, repo: DashboardRepository, query: SummaryQuery) -> CachedSummary:
+        entry = self._fresh(query)
+        if entry is not None:
+            return entry
+        lock = self._locks.setdefault(query, asyncio.Lock())
+        async with lock:
+            entry = self._fresh(query)
+            if entry is None:
+                summary = await read_summary(repo, query)
+                entry = CachedSummary(time.monotonic(), summary, summary_json(summary))
+                self._entries[query] = entry
+                self._entries.move_to_end(query)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+                # Locks of evicted queries, and of reads that failed, go too once unused.
+                for key in [k for k, v in self._locks.items() if not v.locked()]:
+                    if key not in self._entries:
+                        del self._locks[key]
+        return entry
+
+
+def summary_json(summary: Summary) -> bytes:
+    return summary.model_dump_json(by_alias=True).encode()
+
+
+async def read_products(
+    repo: DashboardRepository,
+    period: Period,
+    sort: ProductSort,
+    order: SortOrder,
+    limit: int,
+    offset: int,
+) -> ProductPage:
+    rows = await repo.products(period, sort, order, limit, offset)
+    count = await repo.product_count(period)
+    return ProductPage(
+        period=period,
+        product_count=count,
+        items=[ProductTotal.model_validate(dict(r)) for r in rows],
+        next_offset=offset + limit if offset + limit < count else None,
+    )
+
+
+PRODUCT_COLUMNS = ["product", "total_amount", "quantity", "sales_count"]
+
+
+async def product_table(
+    repo: DashboardRepository, period: Period, sort: ProductSort, order: SortOrder
+) -> Iterator[list[object]]:
+    """Every product of the period, as the CSV export's rows (exact amounts)."""
+    rows = await repo.products(period, sort, order, limit=None, offset=0)
+    return ([r["product"], money(r["total_amount"]), r["quantity"], r["sales_count"]] for r in rows)
+
+
+def _bad_cursor() -> RequestValidationError:
+    # As a validation error, so the 422 has the same shape as any other bad parameter.
+    return RequestValidationError(
+        [
+            {
+                "loc": ("query", "cursor"),
+                "msg": "not a cursor this API gave out",
+                "type": "value_error",
+            }
+        ]
+    )
+
+
+def _encode_cursor(*parts: str | int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[object]:
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise _bad_cursor() from exc
+    if not isinstance(parts, list):
+        raise _bad_cursor()
+    return parts
+
+
+def _upload_position(cursor: str) -> tuple[datetime, UUID]:
+    parts = _decode_cursor(cursor)
+    try:
+        created_at, upload_id = parts
+        position = datetime.fromisoformat(str(created_at)), UUID(str(upload_id))
+    except ValueError as exc:
+        raise _bad_cursor() from exc
+    if position[0].tzinfo is None:  # compared with a timestamptz: must say its zone
+        raise _bad_cursor()
+    return position
+
+
+async def read_uploads(repo: DashboardRepository, limit: int, cursor: str | None) -> UploadPage:
+    after = None if cursor is None else _upload_position(cursor)
+    rows = await repo.recent_uploads(limit + 1, after)  # one more: is there a next page?
+    items = [UploadSummary.model_validate(dict(r)) for r in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    return UploadPage(
+        items=items,
+        next_cursor=None
+        if last is None
+        else _encode_cursor(last.created_at.isoformat(), str(last.upload_id)),
+    )
+
+
+async def read_rejections(
+    repo: DashboardRepository, upload_id: UUID, limit: int, cursor: str | None
+) -> RejectionPage:
+    after_row = None
+    if cursor is not None:
+        parts = _decode_cursor(cursor)
+        if len(parts) != 1 or not isinstance(parts[0], int) or not -(2**31) <= parts[0] < 2**31:
+            raise _bad_cursor()
+        after_row = parts[0]
+    rows = await repo.rejections(upload_id, limit + 1, after_row=after_row)
+    items = [RejectedRow.model_validate(dict(r)) for r in rows[:limit]]
+    last = items[-1].row_number if len(rows) > limit else None
+    return RejectionPage(items=items, next_cursor=None if last is None else _encode_cursor(last))
 
 
 async def read_upload(

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sales_common.auth import (
     SCOPE_SALES_READ,
     Principal,
@@ -20,11 +20,28 @@ from sales_common.auth import (
     hash_secret,
     verify_secret,
 )
-from sales_common.errors import Unauthorized
+from sales_common.errors import Unauthorized, UnprocessableContent
 
+from dashboard.api import product_csv_response, rejections_csv_response
 from dashboard.deps import SettingsDep, StateDep, ThrottleDep
-from dashboard.pages import APP_JS, STYLE, dashboard_body, layout, login_page
-from dashboard.service import SUMMARY_DAYS, read_upload
+from dashboard.models import ProductSort, SortOrder
+from dashboard.pages import (
+    APP_JS,
+    PRODUCTS_PAGE_SIZE,
+    STYLE,
+    PageView,
+    dashboard_body,
+    layout,
+    login_page,
+)
+from dashboard.periods import ALL_TIME, Period, today_utc
+from dashboard.service import (
+    SummaryQuery,
+    product_table,
+    read_products,
+    read_upload,
+    read_uploads,
+)
 from dashboard.state import DashboardState
 
 router = APIRouter(include_in_schema=False)
@@ -110,31 +127,92 @@ async def logout() -> Response:
     return response
 
 
-async def _body(state: DashboardState, upload: UUID | None) -> str:
+def _period(start: str | None, end: str | None) -> tuple[Period, str | None]:
+    """The page's range; a bad one is shown as an error over all time, not a bare 422."""
+    try:
+        return Period.model_validate({"from": start or None, "to": end or None}), None
+    except ValidationError as exc:
+        reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        return ALL_TIME, f"That range cannot be shown ({reason}); showing all time."
+
+
+async def _body(state: DashboardState, params: PageParams) -> str:
     repo = state.repository
-    summary = orjson.loads(await state.summary_cache.get(repo, SUMMARY_DAYS))
-    uploads = [dict(r) for r in await repo.recent_uploads(20)]
+    period, error = _period(params.start, params.end)
+    top = state.settings.top_products
+    summary = await state.summary_cache.get(repo, SummaryQuery(period, top, None))
+    all_time = summary
+    if not period.all_time:
+        all_time = await state.summary_cache.get(repo, SummaryQuery(ALL_TIME, top, None))
     selected = None
-    if upload is not None:
-        detail = await read_upload(repo, upload, limit=500)
-        selected = detail.model_dump(mode="json") if detail else None
-    return dashboard_body(summary, uploads, selected, state.settings.refresh_s)
+    if params.upload is not None:
+        selected = await read_upload(repo, params.upload, limit=500)
+    view = PageView(
+        summary=summary.summary,
+        all_time=all_time.summary,
+        products=await read_products(
+            repo, period, params.sort, params.order, PRODUCTS_PAGE_SIZE, params.offset
+        ),
+        product_sort=params.sort,
+        product_order=params.order,
+        products_offset=params.offset,
+        uploads=await read_uploads(repo, 20, params.uploads),
+        uploads_cursor=params.uploads,
+        selected=selected,
+        today=today_utc(),
+        refresh_s=state.settings.refresh_s,
+        error=error,
+    )
+    return dashboard_body(view)
+
+
+class PageParams(BaseModel):
+    """The page's query: the range, the products table's sort and page, the uploads page."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    start: str | None = Field(default=None, alias="from", max_length=20)
+    end: str | None = Field(default=None, alias="to", max_length=20)
+    sort: ProductSort = "total_amount"
+    order: SortOrder = "desc"
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+    uploads: str | None = Field(default=None, max_length=200)
+    upload: UUID | None = None
+
+
+PageQuery = Annotated[PageParams, Query()]
 
 
 @router.get("/")
-async def page(
-    request: Request, state: StateDep, upload: Annotated[UUID | None, Query()] = None
-) -> Response:
+async def page(request: Request, state: StateDep, params: PageQuery) -> Response:
     principal = await _viewer(request, state.token_verifier)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    return HTMLResponse(layout("Sales pipeline", await _body(state, upload), principal.subject))
+    return HTMLResponse(layout("Sales pipeline", await _body(state, params), principal.subject))
 
 
 @router.get("/ui/live")
-async def live(
-    request: Request, state: StateDep, upload: Annotated[UUID | None, Query()] = None
-) -> Response:
+async def live(request: Request, state: StateDep, params: PageQuery) -> Response:
     if await _viewer(request, state.token_verifier) is None:
         raise Unauthorized("log in again")
-    return HTMLResponse(await _body(state, upload))
+    return HTMLResponse(await _body(state, params))
+
+
+# The page's downloads: the API's CSV, authorised by the session cookie (a link carries no
+# bearer token).
+@router.get("/ui/products.csv")
+async def products_csv(request: Request, state: StateDep, params: PageQuery) -> Response:
+    if await _viewer(request, state.token_verifier) is None:
+        raise Unauthorized("log in again")
+    period, error = _period(params.start, params.end)
+    if error is not None:
+        raise UnprocessableContent(error)
+    rows = await product_table(state.repository, period, params.sort, params.order)
+    return product_csv_response(rows, period)
+
+
+@router.get("/ui/uploads/{upload_id}/rejections.csv")
+async def rejections_csv(upload_id: UUID, request: Request, state: StateDep) -> Response:
+    if await _viewer(request, state.token_verifier) is None:
+        raise Unauthorized("log in again")
+    return await rejections_csv_response(state.repository, upload_id)

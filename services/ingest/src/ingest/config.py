@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from sales_common.pii import EncryptionSettings
 from sales_common.services import SERVICES
 from sales_common.settings import AuthSettings, ServiceSettings
 
@@ -57,6 +58,8 @@ class IngestSettings(ServiceSettings):
     service_name: str = _SERVICE.name
     port: int = _SERVICE.port
     auth: AuthSettings
+    # Customer ids are encrypted before they are spooled or published (sales_common.pii).
+    pii_encryption: EncryptionSettings
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     transactions: TransactionSettings = Field(default_factory=TransactionSettings)

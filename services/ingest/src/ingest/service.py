@@ -26,6 +26,7 @@ from sales_common.errors import ApiError, NotFound, ServiceUnavailable, Unproces
 from sales_common.events import RawRecords
 from sales_common.kafka import with_backoff
 from sales_common.logging import get_logger
+from sales_common.pii import FieldCipher
 from sales_common.uploads import UploadStatus
 
 from ingest.body import PayloadTooLarge, TransferFailed
@@ -105,6 +106,7 @@ class UploadService:
         self._leases = leases
         self._metrics = metrics
         self._spool_budget = SpoolBudget(settings.spool.max_bytes)
+        self._cipher = FieldCipher(settings.pii_encryption)
         # Publishing is CPU-bound in this one event loop: big uploads publish one at a time
         # (concurrently they only slow each other and every request), small ones never wait.
         self._main_lane = asyncio.Semaphore(1)
@@ -217,7 +219,7 @@ class UploadService:
     async def _receive_and_publish(
         self, body: AsyncIterator[bytes], upload_id: UUID, attempt: int, filename: str
     ) -> UploadOutcome:
-        with Spool(self._settings.spool, self._spool_budget) as spool:
+        with Spool(self._settings.spool, self._spool_budget, self._cipher, str(upload_id)) as spool:
             received = await self._receive(body, spool)
             try:
                 owned = await self._repo.mark_committing(

@@ -14,6 +14,7 @@ from types import TracebackType
 
 import orjson
 from sales_common.errors import ServiceUnavailable
+from sales_common.pii import FieldCipher, row_context
 
 from ingest.config import SpoolSettings
 
@@ -47,10 +48,16 @@ class SpoolBudget:
 class Spool:
     """One upload's checked rows in an unnamed temp file (nothing is left on disk when the
     process dies), one line per row: `<field count> <fields as a JSON object>`. The fields
-    are encoded once, here, and copied into the Kafka record as they are at publish time."""
+    are encoded once, here, and copied into the Kafka record as they are at publish time.
+    A customer id is encrypted here, before it touches the disk (sales_common.pii)."""
 
-    def __init__(self, settings: SpoolSettings, budget: SpoolBudget) -> None:
+    def __init__(
+        self, settings: SpoolSettings, budget: SpoolBudget, cipher: FieldCipher, upload_id: str
+    ) -> None:
         self._budget = budget
+        self._cipher = cipher
+        self._upload_id = upload_id
+        self._rows = 0
         # Closed in __exit__: the spool lives as long as its upload's request.
         self._file = tempfile.TemporaryFile(  # noqa: SIM115
             dir=settings.directory, buffering=_BUFFER_BYTES
@@ -60,6 +67,9 @@ class Spool:
     def write(self, columns: list[str], rows: list[list[str]]) -> None:
         if not rows:
             return
+        if "customer_id" in columns:
+            self._seal(columns.index("customer_id"), rows)
+        self._rows += len(rows)
         data = b"".join(
             [
                 b"%d %s\n" % (len(cells), orjson.dumps(dict(zip(columns, cells, strict=False))))
@@ -69,6 +79,12 @@ class Spool:
         self._budget.take(len(data))
         self.bytes += len(data)
         self._file.write(data)
+
+    def _seal(self, column: int, rows: list[list[str]]) -> None:
+        for number, cells in enumerate(rows, self._rows + 1):
+            if column < len(cells) and cells[column].strip():
+                context = row_context(self._upload_id, number)
+                cells[column] = self._cipher.encrypt(cells[column], context)
 
     def rows(self) -> Iterator[tuple[int, bytes]]:
         """(field count, fields JSON) of each row, in the order they were written."""

@@ -44,7 +44,7 @@ _REJECTION_COLUMNS = (
 # copied as it is. The validator writes them as exact decimals, which numeric reads alike.
 _TEXT_DECIMALS = ("price", "amount")
 _STAGED_SALES = [f"{c}::text AS {c}" if c in _TEXT_DECIMALS else c for c in _SALES_COLUMNS]
-_FROM_STAGE = [f"{c}::numeric" if c in _TEXT_DECIMALS else c for c in _SALES_COLUMNS]
+_NUMERIC_FROM_TEXT = {c: f"s.{c}::numeric" for c in _TEXT_DECIMALS}
 
 # The staged columns with their types, nothing more: no loaded_at with its DEFAULT now() and no
 # NOT NULL checks, which COPY evaluated for every staged row and the INSERT does again.
@@ -70,14 +70,35 @@ def _merge_statement(template: str) -> _Merge:
     )
 
 
-# Insert new sales only, then move every aggregate by exactly the rows inserted. The
+# A staged row of an erased customer (erased_customers, see 0007_erasures.sql) is stored without
+# its hash: it was still in Kafka when the erasure ran. The erasure's table lock makes every
+# merge either commit before it or see its erased_customers rows.
+_ANONYMISED_SALE = {
+    "customer_hash": "CASE WHEN e.customer_hash IS NULL THEN s.customer_hash END",
+    "pii_key_id": "CASE WHEN e.customer_hash IS NULL THEN s.pii_key_id END",
+}
+_ANONYMISED_REJECTION = {
+    "fields": "CASE WHEN e.customer_hash IS NULL THEN s.fields ELSE s.fields - 'customer_id' END",
+    "pii_key_id": "CASE WHEN e.customer_hash IS NULL THEN s.pii_key_id END",
+}
+
+
+def _staged(columns: tuple[str, ...], expressions: dict[str, str]) -> str:
+    """The staged row `s` as the columns to insert: `s.<column>` unless `expressions` says."""
+    return ", ".join(expressions.get(c, f"s.{c}") for c in columns)
+
+
+# Insert new sales only, then move every aggregate by exactly the rows inserted. A sale's day is
+# its own date, else the day it was validated in UTC (not the session's time zone). The
 # aggregate rows are locked in key order: the loader's two lanes never deadlock.
 _MERGE_SALES = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
-    SELECT {", ".join(_FROM_STAGE)} FROM sales_stage
+    SELECT {_staged(_SALES_COLUMNS, _ANONYMISED_SALE | _NUMERIC_FROM_TEXT)}
+    FROM sales_stage s LEFT JOIN erased_customers e ON e.customer_hash = s.customer_hash
     {{conflict}}
-    RETURNING upload_id, product, quantity, amount, coalesce(sale_date, validated_at::date) AS day
+    RETURNING upload_id, product, quantity, amount,
+        coalesce(sale_date, (validated_at AT TIME ZONE 'UTC')::date) AS day
 ), products AS (
     INSERT INTO product_totals AS t (product, total_amount, quantity, sales_count)
     SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product ORDER BY product
@@ -86,10 +107,12 @@ WITH ins AS (
         quantity = t.quantity + excluded.quantity,
         sales_count = t.sales_count + excluded.sales_count
 ), days AS (
-    INSERT INTO daily_totals AS t (day, total_amount, sales_count)
-    SELECT day, sum(amount), count(*) FROM ins GROUP BY day ORDER BY day
-    ON CONFLICT (day) DO UPDATE SET
+    INSERT INTO daily_product_totals AS t (day, product, total_amount, quantity, sales_count)
+    SELECT day, product, sum(amount), sum(quantity), count(*) FROM ins
+    GROUP BY day, product ORDER BY day, product
+    ON CONFLICT (day, product) DO UPDATE SET
         total_amount = t.total_amount + excluded.total_amount,
+        quantity = t.quantity + excluded.quantity,
         sales_count = t.sales_count + excluded.sales_count
 ), per_upload AS (
     SELECT upload_id, count(*) AS n, sum(amount) AS amount FROM ins GROUP BY upload_id
@@ -113,7 +136,9 @@ WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
 _MERGE_REJECTIONS = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO rejections ({", ".join(_REJECTION_COLUMNS)})
-    SELECT {", ".join(_REJECTION_COLUMNS)} FROM rejections_stage
+    SELECT {_staged(_REJECTION_COLUMNS, _ANONYMISED_REJECTION)}
+    FROM rejections_stage s
+    LEFT JOIN erased_customers e ON e.customer_hash = s.fields ->> 'customer_id'
     {{conflict}}
     RETURNING upload_id, violations
 ), rules AS (

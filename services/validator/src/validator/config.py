@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
-from sales_common.pii import PiiSettings
+from sales_common.pii import EncryptionSettings, PiiSettings
 from sales_common.services import SERVICES
 from sales_common.settings import ServiceSettings
 
@@ -41,3 +41,5 @@ class ValidatorSettings(ServiceSettings):
     max_batch_records: int = 40
     rules: RuleSettings = Field(default_factory=RuleSettings)
     pii: PiiSettings
+    # Decrypts the customer ids ingest encrypted in sales.raw (every configured key).
+    pii_encryption: EncryptionSettings

@@ -39,7 +39,7 @@ from sales_common.kafka import (
 )
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
-from sales_common.pii import CustomerHasher
+from sales_common.pii import CustomerHasher, FieldCipher
 from sales_common.rejections import unreadable
 
 from validator.config import ValidatorSettings
@@ -60,12 +60,14 @@ class ValidatorHandler:
         settings: ValidatorSettings,
         metrics: ValidatorMetrics,
         hasher: CustomerHasher,
+        cipher: FieldCipher,
         lane: str,
         express: bool,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._hasher = hasher
+        self._cipher = cipher
         self._lane = lane
         # A small upload's outputs also go to the loader's express lane; sales.validated
         # still carries every valid row once, so its readers keep one topic.
@@ -127,7 +129,7 @@ class ValidatorHandler:
 
     def _transform(self, records: list[Message], now: datetime) -> list[Result]:
         results: list[Result] = []
-        rules, hasher = self._settings.rules, self._hasher
+        rules, hasher, cipher = self._settings.rules, self._hasher, self._cipher
         for record in records:
             try:
                 rows = decode_raw(record.value() or b"")
@@ -138,8 +140,10 @@ class ValidatorHandler:
                 continue
             for index, raw in enumerate(rows):
                 try:
+                    # The id ingest encrypted, in clear only in this process's memory.
+                    cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
                     results.append(validate(raw, rules, hasher, now))
-                except ValueError as exc:  # a row no rule foresaw: kept, never blocking
+                except ValueError as exc:  # undecryptable, or no rule foresaw it: kept
                     source = f"{source_of(record)}#{index}"
                     results.append(unreadable(source, f"not a valid row: {exc}", now))
         return results
@@ -187,6 +191,7 @@ def validator_lanes(
     consumer group and producer, so a big upload never queues a small one."""
     topics = settings.kafka.topics
     hasher = CustomerHasher(settings.pii)
+    cipher = FieldCipher(settings.pii_encryption)
     loops = []
     for lane, topic, group in (
         ("main", topics.raw, settings.group_id),
@@ -197,7 +202,9 @@ def validator_lanes(
                 f"validator-{lane}",
                 settings.kafka.consumer_config(group),
                 [topic],
-                ValidatorHandler(settings, metrics, hasher, lane, express=lane == "express"),
+                ValidatorHandler(
+                    settings, metrics, hasher, cipher, lane, express=lane == "express"
+                ),
                 heartbeats[lane],
                 metrics.lag,
                 settings.max_batch_records,

@@ -3,6 +3,7 @@
     sales-pipeline upload FILE... [--wait] [--idempotency-key K] [--json]
     sales-pipeline status UPLOAD_ID [--json]
     sales-pipeline summary [--json]
+    sales-pipeline sync DIR [--min-age S] [--every S] [--json]   (a folder's new CSV files)
 
 Endpoint and credentials come from the environment (SALES_INGEST_URL, SALES_DASHBOARD_URL,
 SALES_CLIENT_ID, SALES_CLIENT_SECRET) or from a JSON config file (--config, default
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 import httpx
 
 from sales_cli.client import PipelineClient
+from sales_cli.sync import AlreadyRunning, sync_folder
 
 # Exit codes, one per kind of failure a script may want to tell apart.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_TOO_LARGE, EXIT_INVALID, EXIT_UNAVAILABLE = (
@@ -230,6 +232,49 @@ def summary(client: PipelineClient, config: Config, args: argparse.Namespace) ->
     return EXIT_OK
 
 
+def sync(client: PipelineClient, config: Config, args: argparse.Namespace) -> int:
+    if not args.folder.is_dir():
+        print(f"sales-pipeline: {args.folder}: not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.every:
+        return sync_once(client, config, args)
+    while True:  # a schedule for hosts without one (the compose profile); stopped by a signal
+        started = time.monotonic()
+        try:
+            sync_once(client, config, args)
+        except httpx.HTTPError as exc:  # the pipeline down at this turn: the next one retries
+            print(f"sales-pipeline: sync failed: {exc}", file=sys.stderr)
+        time.sleep(max(args.every - (time.monotonic() - started), 0))
+
+
+def sync_once(client: PipelineClient, config: Config, args: argparse.Namespace) -> int:
+    token = client.token(config.client_id, config.client_secret)
+    try:
+        results = sync_folder(client, token, args.folder, args.min_age, args.timeout)
+    except AlreadyRunning:
+        print(f"sales-pipeline: a sync of {args.folder} is running already", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.json:
+        print(json.dumps([vars(r) for r in results], indent=2))
+    else:
+        for r in results:
+            counts = (
+                f" ({r.rows:,} rows: {r.valid:,} valid, {r.rejected:,} rejected)"
+                if r.rows is not None
+                else ""
+            )
+            print(f"{r.outcome:<12} {r.file}: {r.detail}{counts}")
+        outcomes = [r.outcome for r in results]
+        print(
+            f"{len(results)} file(s): {outcomes.count('done')} done, "
+            f"{outcomes.count('failed')} failed, "
+            f"{outcomes.count('retry later')} left for the next run"
+        )
+    if any(r.outcome == "retry later" for r in results):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED if any(r.outcome == "failed" for r in results) else EXIT_OK
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="sales-pipeline",
@@ -249,12 +294,24 @@ def main() -> None:
     st.add_argument("--json", action="store_true")
     sm = sub.add_parser("summary", help="the dashboard summary")
     sm.add_argument("--json", action="store_true")
+    sy = sub.add_parser(
+        "sync", help="upload the new CSV files of a folder, move them to done/ or failed/"
+    )
+    sy.add_argument("folder", type=Path)
+    sy.add_argument(
+        "--min-age", type=float, default=60.0, help="skip files written to in the last S seconds"
+    )
+    sy.add_argument("--timeout", type=float, default=1800, help="per file, until processed")
+    sy.add_argument("--json", action="store_true")
+    sy.add_argument(
+        "--every", type=float, default=0, help="run again every S seconds until stopped"
+    )
     args = parser.parse_args()
     if args.command == "upload" and args.idempotency_key and len(args.files) > 1:
         parser.error("--idempotency-key applies to one file")
     config = Config.load(args.config)
     client = PipelineClient(config.ingest_url, config.dashboard_url, timeout_s=600)
-    commands = {"upload": upload, "status": status, "summary": summary}
+    commands = {"upload": upload, "status": status, "summary": summary, "sync": sync}
     try:
         code = commands[args.command](client, config, args)
     except httpx.HTTPStatusError as exc:

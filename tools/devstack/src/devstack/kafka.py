@@ -63,6 +63,64 @@ def server_properties(
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
+def sasl_ssl_properties(
+    config: StackConfig,
+    data_dir: Path,
+    keystore: Path,
+    truststore: Path,
+    admin: tuple[str, str],
+    authorizer: bool = False,
+) -> str:
+    """A broker whose clients speak SASL_SSL with SCRAM-SHA-256 (users added at format time,
+    see `launch`), keys in PEM files. `admin` (name, password) is the broker's own identity
+    towards itself and its controller. With `authorizer`, Kafka's StandardAuthorizer: the
+    admin is the only super user, and without an ACL nothing is allowed.
+
+    The controller listener takes SASL PLAIN (a SCRAM credential lives in the metadata the
+    controller serves, so it cannot authenticate the controller's own peers) with the admin
+    as its only user, so no anonymous connection to it passes the authorizer either.
+    """
+    host, port, controller = config.host, config.kafka_port, config.kafka_controller_port
+    name, password = admin
+    scram = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{name}" password="{password}";'
+    )
+    plain = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{name}" password="{password}" user_{name}="{password}";'
+    )
+    extra = {
+        "listeners": f"SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller}",
+        "advertised.listeners": f"SASL_SSL://{host}:{port}",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name": "SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-256",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
+        "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": plain,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(truststore),
+        "ssl.endpoint.identification.algorithm": "",
+    }
+    if authorizer:
+        extra |= {
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{name}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+    return server_properties(config, data_dir, extra)
+
+
+def scram_user(name: str, password: str) -> str:
+    """A StorageTool `--add-scram` value for `launch`'s `scram_users`."""
+    return f"SCRAM-SHA-256=[name={name},password={password}]"
+
+
 def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 

@@ -54,7 +54,7 @@ async def drop_database(admin_dsn: str, url: str) -> None:
 async def delete_topics(settings: KafkaSettings, names: list[str] | None = None) -> None:
     """Delete a test's topics (default: `settings.topics`). The dev-stack broker keeps
     every record for 7 days: undeleted, a day of test and bench runs filled 73 GB."""
-    await kafka.delete_topics(settings, names or list(settings.topics.model_dump().values()))
+    await kafka.delete_topics(settings, names or list(settings.topics.names().values()))
 
 
 def _shorten(line: str, keep: int = 1500) -> str:
@@ -108,7 +108,7 @@ class RunningPipeline:
         self.endpoints = services.Endpoints(
             bootstrap_servers=self.infrastructure.bootstrap_servers,
             database_url=self.database,
-            topics=self.topics.model_dump(),
+            topics=self.topics.names(),
             group_suffix=f"-{s}",
             settings={
                 "KAFKA__SESSION_TIMEOUT_MS": str(session_timeout_ms),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sales_common.auth import SCOPE_ADMIN, SCOPE_SALES_READ, SCOPE_UPLOADS_WRITE, hash_secret
@@ -28,6 +28,9 @@ class StackSecrets:
     postgres_password: str
     client_secrets: dict[str, str]
     client_secret_hashes: dict[str, str]
+    # Encrypts customer ids in sales.raw; "" in a file written before it existed (filled in
+    # and saved by load_or_create).
+    pii_encryption_key: str = ""
     # People who log in to the dashboard page.
     user_passwords: dict[str, str] = field(default_factory=dict)
     user_password_hashes: dict[str, str] = field(default_factory=dict)
@@ -55,6 +58,7 @@ def generate() -> StackSecrets:
     return StackSecrets(
         jwt_secret=secrets.token_urlsafe(48),
         pii_hmac_key=secrets.token_urlsafe(48),
+        pii_encryption_key=secrets.token_urlsafe(48),
         postgres_password=secrets.token_urlsafe(18),
         client_secrets=client_secrets,
         client_secret_hashes={c: hash_secret(s) for c, s in client_secrets.items()},
@@ -65,10 +69,21 @@ def generate() -> StackSecrets:
 
 def load_or_create(path: Path) -> StackSecrets:
     if path.exists():
-        return StackSecrets(**json.loads(path.read_text()))
+        loaded = StackSecrets(**json.loads(path.read_text()))
+        if loaded.pii_encryption_key:
+            return loaded
+        # Written before customer ids were encrypted: add the key, keep everything else.
+        loaded = replace(loaded, pii_encryption_key=secrets.token_urlsafe(48))
+        path.unlink()
+        _save(path, loaded)
+        return loaded
     created = generate()
+    _save(path, created)
+    return created
+
+
+def _save(path: Path, stack_secrets: StackSecrets) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(asdict(created), handle, indent=2)
-    return created
+        json.dump(asdict(stack_secrets), handle, indent=2)

@@ -54,8 +54,10 @@ def service_env(
         env["LOG_FILE"] = str(log_file)
     if name in ("ingest", "dashboard"):
         env[f"{prefix}AUTH__JWT_SECRET"] = secrets.jwt_secret
-    if name == "validator":
-        env["VALIDATOR_PII__HMAC_KEY"] = secrets.pii_hmac_key
+    if name in ("ingest", "validator"):
+        env[f"{prefix}PII_ENCRYPTION__KEY"] = secrets.pii_encryption_key
+    if name in ("validator", "dashboard"):  # the dashboard hashes the ids it erases
+        env[f"{prefix}PII__HMAC_KEY"] = secrets.pii_hmac_key
     if name == "dashboard":
         env["DASHBOARD_CLIENTS"] = secrets.clients_json()
         env["DASHBOARD_USERS"] = secrets.users_json()

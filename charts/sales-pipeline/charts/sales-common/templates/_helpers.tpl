@@ -62,36 +62,44 @@ annotations: {{- toYaml . | nindent 2 }}
      lane left unnamed is "<main topic>.priority", as TopicSettings names it. */}}
 {{- define "sales-common.topics" -}}
 {{- $t := .Values.global.kafka.topics -}}
+{{- $retention := .Values.global.kafka.rawRetentionMs -}}
 {{- range $role := list "raw" "validated" "rejected" }}
-{{ $role }}: {name: {{ (index $t $role).name | quote }}, partitions: {{ (index $t $role).partitions }}}
+{{- /* sales.raw and its lane hold (encrypted) customer ids: kept only rawRetentionMs. */}}
+{{- $keep := ternary (printf ", retentionMs: %v" (int64 $retention)) "" (eq $role "raw") }}
+{{ $role }}: {name: {{ (index $t $role).name | quote }}, partitions: {{ (index $t $role).partitions }}{{ $keep }}}
 {{- $lane := index $t (printf "%sPriority" $role) }}
-{{ $role }}Priority: {name: {{ $lane.name | default (printf "%s.priority" (index $t $role).name) | quote }}, partitions: {{ $lane.partitions }}}
+{{ $role }}Priority: {name: {{ $lane.name | default (printf "%s.priority" (index $t $role).name) | quote }}, partitions: {{ $lane.partitions }}{{ $keep }}}
 {{- end }}
 {{- end -}}
 
-{{/* How to reach Kafka. With global.strimzi.enabled: the cluster's bootstrap service, its TLS
-     listener with SCRAM-SHA-512, the password in the Secret Strimzi's User Operator makes for the
-     KafkaUser (named after it) and the cluster CA Strimzi publishes; else global.kafka. */}}
+{{/* How to reach Kafka, as the calling chart's service (its own principal). With
+     global.strimzi.enabled: the cluster's bootstrap service, its TLS listener with
+     SCRAM-SHA-512, the service's KafkaUser "<userName>-<service>" and the password in the Secret
+     Strimzi's User Operator makes for it (named after it), the cluster CA Strimzi publishes;
+     else global.kafka, with the service's own user from global.kafka.sasl.users.<service>
+     when given. */}}
 {{- define "sales-common.kafka" -}}
 {{- $s := .Values.global.strimzi -}}
 {{- if $s.enabled -}}
+{{- $user := printf "%s-%s" $s.userName .Chart.Name }}
 bootstrapServers: {{ printf "%s-kafka-bootstrap:9093" $s.clusterName | quote }}
 port: 9093
 securityProtocol: SASL_SSL
 saslMechanism: SCRAM-SHA-512
-saslUsername: {{ $s.userName }}
-passwordSecret: {{ $s.userName }}
+saslUsername: {{ $user }}
+passwordSecret: {{ $user }}
 passwordKey: password
 caSecret: {{ printf "%s-cluster-ca-cert" $s.clusterName }}
 caKey: ca.crt
 {{- else -}}
 {{- $k := .Values.global.kafka -}}
+{{- $own := index ($k.sasl.users | default dict) .Chart.Name | default dict -}}
 bootstrapServers: {{ $k.bootstrapServers | quote }}
 port: {{ .Values.global.networkPolicy.kafkaPort }}
 securityProtocol: {{ $k.securityProtocol }}
 saslMechanism: {{ $k.sasl.mechanism | quote }}
-saslUsername: {{ $k.sasl.username | quote }}
-passwordSecret: {{ $k.sasl.existingSecret | quote }}
+saslUsername: {{ $own.username | default $k.sasl.username | quote }}
+passwordSecret: {{ $own.existingSecret | default $k.sasl.existingSecret | quote }}
 passwordKey: {{ $k.sasl.passwordKey }}
 caSecret: {{ $k.tls.caSecret | quote }}
 caKey: {{ $k.tls.caKey }}

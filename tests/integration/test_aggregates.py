@@ -1,0 +1,184 @@
+"""The per-day-per-product aggregate against the rows it sums: kept by the loader's repository
+in the batch's transaction, counting only rows actually inserted, and backfilled on upgrade."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from devstack.pipeline import Infrastructure, drop_database
+from loader.repository import LoaderRepository, sale_row
+from sales_common.codec import decode_validated
+from sales_common.db import Pool, close_pool, create_pool, register_json_codecs
+from sales_common.events import ValidatedSale, encode, event_id_for
+from sales_common.schema.migrations import available
+from sales_common.settings import PostgresSettings
+
+pytestmark = pytest.mark.integration
+
+# What the aggregate must always equal: the stored rows summed by day (UTC) and product.
+BY_DAY_AND_PRODUCT = """
+SELECT coalesce(sale_date, (validated_at AT TIME ZONE 'UTC')::date) AS day, product,
+       sum(amount) AS total_amount, sum(quantity) AS quantity, count(*) AS sales_count
+FROM sales GROUP BY 1, 2 ORDER BY 1, 2
+"""
+AGGREGATE = (
+    "SELECT day, product, total_amount, quantity, sales_count FROM daily_product_totals"
+    " ORDER BY day, product"
+)
+
+
+def sale(
+    upload: str, row: int, product: str, price: str, quantity: int, day: date | None
+) -> ValidatedSale:
+    return ValidatedSale(
+        event_id=event_id_for(upload, row, None),
+        upload_id=upload,
+        row_number=row,
+        transaction_id=None,
+        product=product,
+        price=Decimal(price),
+        quantity=quantity,
+        amount=(Decimal(price) * quantity).quantize(Decimal("0.01")),
+        sale_date=day,
+        # 23:30 UTC: the day of an undated sale is this date in UTC, whatever the session's zone
+        validated_at=datetime(2026, 3, 9, 23, 30, tzinfo=UTC),
+    )
+
+
+def rows(records: list[asyncpg.Record]) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in records]
+
+
+@pytest.fixture
+async def pool(postgres_settings: PostgresSettings) -> AsyncIterator[Pool]:
+    created = await create_pool(postgres_settings, init=register_json_codecs)
+    yield created
+    await close_pool(created)
+
+
+async def store(repo: LoaderRepository, sales: list[ValidatedSale]) -> int:
+    """One batch, as the loader's loop stores it."""
+    async with repo.transaction() as conn:
+        inserted, _ = await repo.store_sales(
+            conn, [sale_row(decode_validated(encode(s))) for s in sales]
+        )
+    return inserted
+
+
+async def test_the_aggregate_counts_only_rows_inserted(pool: Pool) -> None:
+    upload = str(uuid.uuid4())
+    first = [
+        sale(upload, 1, "Halal A", "2.50", 2, date(2026, 3, 1)),
+        sale(upload, 2, "Halal A", "1.00", 1, date(2026, 3, 1)),
+        sale(upload, 3, "Halal B", "9999999999.99", 100, date(2026, 3, 2)),
+        sale(upload, 4, "Halal B", "3.00", 1, None),
+    ]
+    overlapping = [first[1], sale(upload, 5, "Halal A", "4.00", 3, date(2026, 3, 1)), first[3]]
+    repo = LoaderRepository(pool, "loader")
+
+    assert await store(repo, first) == 4
+    once = rows(await pool.fetch(AGGREGATE))
+    assert await store(repo, first) == 0  # the batch redelivered whole
+    assert rows(await pool.fetch(AGGREGATE)) == once
+    assert await store(repo, overlapping) == 1  # two stored already, one new
+
+    assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+    assert rows(await pool.fetch(AGGREGATE)) == [
+        (date(2026, 3, 1), "Halal A", Decimal("18.00"), 6, 3),
+        (date(2026, 3, 2), "Halal B", Decimal("999999999999.00"), 100, 1),
+        (date(2026, 3, 9), "Halal B", Decimal("3.00"), 1, 1),
+    ]
+    # The all-time roll-up moves with it, from the same inserted rows.
+    assert rows(
+        await pool.fetch(
+            "SELECT product, total_amount, quantity, sales_count FROM product_totals ORDER BY 1"
+        )
+    ) == rows(
+        await pool.fetch(
+            "SELECT product, sum(total_amount), sum(quantity), sum(sales_count)"
+            " FROM daily_product_totals GROUP BY 1 ORDER BY 1"
+        )
+    )
+
+
+async def test_an_undated_sale_takes_its_utc_validation_day_in_any_session_zone(
+    postgres_settings: PostgresSettings,
+) -> None:
+    url = postgres_settings.dsn.get_secret_value()
+    admin = await asyncpg.connect(url)
+    try:
+        name = url.rpartition("/")[2]
+        await admin.execute(f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Tokyo'")
+    finally:
+        await admin.close()
+    tokyo = await create_pool(postgres_settings)  # new sessions take the database's zone
+    try:
+        assert await tokyo.fetchval("SHOW timezone") == "Asia/Tokyo"
+        await store(
+            LoaderRepository(tokyo, "loader"),
+            [sale(str(uuid.uuid4()), 1, "Halal A", "1.00", 1, None)],
+        )
+        # 2026-03-09 23:30 UTC is already the 10th in Tokyo; the sale belongs to the 9th.
+        assert await tokyo.fetchval("SELECT day FROM daily_product_totals") == date(2026, 3, 9)
+    finally:
+        await close_pool(tokyo)
+
+
+async def test_upgrade_backfills_the_aggregate_from_the_stored_rows(
+    infrastructure: Infrastructure,
+) -> None:
+    """A database at the release before 0006, with sales and their daily_totals, upgraded:
+    the new aggregate holds every stored sale, and the old readers' daily_totals reads the same."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(infrastructure.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{infrastructure.admin_dsn.rpartition('/')[0]}/{name}"
+    conn = await asyncpg.connect(url)
+    try:
+        migrations = dict(available())
+        for version in sorted(migrations):
+            if version >= "0006":
+                break
+            await conn.execute(migrations[version])
+        upload = uuid.uuid4()
+        start = date(2026, 1, 30)
+        await conn.executemany(
+            "INSERT INTO sales (event_id, upload_id, row_number, product, price, quantity,"
+            " amount, sale_date, validated_at)"
+            " VALUES ($1, $2, $3, $4, $5::numeric, $6::int, $5::numeric * $6::int, $7, $8)",
+            [
+                (
+                    f"e{n}",
+                    upload,
+                    n,
+                    f"Halal {n % 3}",
+                    Decimal(n) + Decimal("0.25"),
+                    n % 7 + 1,
+                    None if n % 5 == 0 else start + timedelta(days=n % 4),
+                    datetime(2026, 2, 1, 12, tzinfo=UTC),
+                )
+                for n in range(1, 41)
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO daily_totals SELECT coalesce(sale_date, validated_at::date),"
+            " sum(amount), count(*) FROM sales GROUP BY 1"
+        )
+        old_daily = rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day"))
+
+        await conn.execute(migrations["0006_daily_product_totals"])
+
+        assert rows(await conn.fetch(AGGREGATE)) == rows(await conn.fetch(BY_DAY_AND_PRODUCT))
+        assert await conn.fetchval("SELECT sum(sales_count) FROM daily_product_totals") == 40
+        assert rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day")) == old_daily
+    finally:
+        await conn.close()
+        await drop_database(infrastructure.admin_dsn, url)
