@@ -241,7 +241,10 @@ DECIMALS: list[Any] = [
     "1.5 ", "1_000", "\u0661\u0662", "\uff15", "NaN", "-NaN", "sNaN", "Infinity", "inf", "0x10",
     "1.2.3", "9" * 40, 1.5, 3, 0.1, None,
 ]  # fmt: skip
-HASHES = ["a" * 64, "A" * 64, "a" * 63, "a" * 65, "a" * 64 + "\n", "g" * 64, ""]
+HASHES = [
+    "a" * 64, "0123456789abcdef" * 4, "A" * 64, "a" * 63, "a" * 65, "a" * 64 + "\n",
+    "\n" + "a" * 63, " " + "a" * 63, "g" * 64, "\u0661" * 64, "\uff41" * 64, "",
+]  # fmt: skip
 
 
 def json_bytes(values: dict[str, Any]) -> bytes:

@@ -32,6 +32,17 @@ def test_hash_is_standard_hmac_sha256_for_every_call() -> None:
         assert hasher.hash(customer_id) == expected
 
 
+@pytest.mark.parametrize("length", [32, 63, 64, 65, 200])
+def test_hash_is_standard_hmac_sha256_for_keys_of_any_length(length: int) -> None:
+    """Keys up to the block size (64 bytes) are padded, longer ones hashed first (RFC 2104);
+    a key's text is taken as UTF-8."""
+    key = ("é" + "k" * length)[:length]
+    hasher = CustomerHasher(PiiSettings(hmac_key=SecretStr(key)))
+    for customer_id in ("CUST-48213", "", "x" * 100, "Ünïcode"):
+        expected = hmac.new(key.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+        assert hasher.hash(customer_id) == expected
+
+
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValidationError, match="at least 32 bytes"):
         PiiSettings(hmac_key=SecretStr("short"))

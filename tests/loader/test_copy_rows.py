@@ -1,5 +1,6 @@
 """The rows the loader copies, decoded by the hot path, against the rows it built from the
-contract's models before (`_sale_row` / `_rejection_row` of a decoded model)."""
+contract's models before (`_sale_row` / `_rejection_row` of a decoded model), but for the
+price and amount, copied as the exact text of the Decimal (and cast to numeric by the INSERT)."""
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -43,8 +44,13 @@ def exact(row: tuple[object, ...]) -> list[Any]:
 
 
 def contract_sale_row(payload: bytes) -> tuple[object, ...]:
+    """The decimals as the text of the contract's Decimal: staged as text, cast by the INSERT
+    (`str(Decimal)` is the exact value, which numeric reads as the Decimal itself)."""
     sale = decode(ValidatedSale, payload)
-    return tuple(getattr(sale, column) for column in _SALES_COLUMNS)
+    return tuple(
+        str(value) if isinstance(value, Decimal) else value
+        for value in (getattr(sale, column) for column in _SALES_COLUMNS)
+    )
 
 
 def contract_rejection_row(payload: bytes) -> tuple[object, ...]:
