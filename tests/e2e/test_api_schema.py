@@ -68,5 +68,5 @@ def test_ingest(running: RunningPipeline, token: bool) -> None:
 
 @pytest.mark.parametrize("token", [True, False], ids=["with-token", "without-token"])
 def test_dashboard(running: RunningPipeline, token: bool) -> None:
-    # token, summary, products (+ CSV), uploads, an upload, its rejections (+ CSV)
-    assert fuzz(running, "dashboard", token) == 8
+    # token, summary, products (+ CSV), uploads, an upload, its rejections (+ CSV), erasures
+    assert fuzz(running, "dashboard", token) == 9
