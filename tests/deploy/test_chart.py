@@ -37,6 +37,20 @@ def run_helm(helm: str, *args: str) -> str:
     return result.stdout
 
 
+def refusal(helm: str, values: Path | None, *sets: str) -> str:
+    """What helm says when the chart refuses these values (it must refuse them)."""
+    args = [helm, "template", "sales", str(CHART), "--kube-version", KUBERNETES_VERSION]
+    args += ["-f", str(values)] if values else []
+    result = subprocess.run(
+        [*args, *(x for s in sets for x in ("--set", s))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0, "the chart rendered values it must refuse"
+    return result.stderr
+
+
 @cache
 def _render(helm: str, values: Path | None, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     args = ["template", "sales", str(CHART), "--namespace", "shop"]
@@ -275,23 +289,7 @@ def test_no_secret_value_is_rendered_with_existing_secrets(helm: str) -> None:
 def test_quick_start_secrets_come_only_from_install_time_values(helm: str) -> None:
     jwt, pii = secrets.token_urlsafe(40), secrets.token_urlsafe(40)
     base = CHART / "ci" / "defaults-values.yaml"
-    missing = subprocess.run(
-        [
-            helm,
-            "template",
-            "sales",
-            str(CHART),
-            "--kube-version",
-            KUBERNETES_VERSION,
-            "--set",
-            "global.secrets.create.enabled=true",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert missing.returncode != 0
-    assert "jwtSecret is required" in missing.stderr
+    assert "jwtSecret is required" in refusal(helm, None, "global.secrets.create.enabled=true")
     docs = render(
         helm,
         None,
@@ -561,25 +559,8 @@ def test_lag_scaling_is_capped_at_the_partitions(helm: str) -> None:
         }
         assert set(groups.values()) == {group, f"{group}.express"}
     assert not by_kind(docs, "HorizontalPodAutoscaler")
-    both = subprocess.run(
-        [
-            helm,
-            "template",
-            "sales",
-            str(CHART),
-            "--kube-version",
-            KUBERNETES_VERSION,
-            "-f",
-            str(scenario("operators")),
-            "--set",
-            "validator.autoscaling.enabled=true",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert both.returncode != 0
-    assert "choose one" in both.stderr
+    both = refusal(helm, scenario("operators"), "validator.autoscaling.enabled=true")
+    assert "choose one" in both
 
 
 def test_monitoring_objects_carry_the_labels_kube_prometheus_stack_selects(helm: str) -> None:
@@ -685,23 +666,7 @@ def test_the_scheduled_intake_runs_the_client_on_the_volume(helm: str) -> None:
     policy = by_kind(docs, "NetworkPolicy")["sales-sales-sync"]
     assert policy["spec"]["ingress"] == []
     # Without a client or a folder, the chart refuses rather than rendering a job that fails.
-    refused = subprocess.run(
-        [
-            helm,
-            "template",
-            "sales",
-            str(CHART),
-            "--kube-version",
-            KUBERNETES_VERSION,
-            "--set",
-            "sync.enabled=true",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert refused.returncode != 0
-    assert "sync.clientSecret" in refused.stderr
+    assert "sync.clientSecret" in refusal(helm, None, "sync.enabled=true")
 
 
 def test_sales_raw_keeps_its_customer_ids_only_as_long_as_configured(helm: str) -> None:
