@@ -266,20 +266,28 @@ class TransactionalProducer:
             )
         await asyncio.to_thread(self._producer.commit_transaction, timeout_s)
 
-    async def abort(self, timeout_s: float = 10.0) -> bool:
-        """Abort the open transaction. False when that failed too: the producer is
-        unusable, make a new one (the broker aborts the transaction at its timeout)."""
-        try:
-            await asyncio.to_thread(self._producer.abort_transaction, timeout_s)
-        except KafkaException as exc:
-            log.warning("abort_failed", error=str(exc)[:200])
-            return False
-        return True
+    async def abort(self, timeout_s: float = 10.0, attempts: int = 6) -> bool:
+        """Abort the open transaction. An abort that times out (a broker restarting) is
+        resumed, as librdkafka asks; False when it fails for good: the producer is unusable,
+        make a new one (the broker aborts the transaction at its timeout)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await asyncio.to_thread(self._producer.abort_transaction, timeout_s)
+                return True
+            except KafkaException as exc:
+                error = error_of(exc)
+                log.warning("abort_failed", attempt=attempt, error=str(error)[:200])
+                if not error.retriable():
+                    return False
+        return False
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float = 30.0) -> None:
         """Release the producer. Never raises: closing aborts an open transaction, which
-        fails on a fenced producer, and a fenced one is exactly what gets closed."""
+        fails on a fenced producer, and a fenced one is exactly what gets closed. Bounded: a
+        producer whose coordinator does not answer must not hold the caller."""
         try:
-            await asyncio.to_thread(self._producer.close)
+            await asyncio.wait_for(asyncio.to_thread(self._producer.close), timeout_s)
         except KafkaException as exc:
             log.debug("producer_close_failed", error=str(exc)[:200])
+        except TimeoutError:
+            log.error("producer_close_stuck", after_s=timeout_s)
