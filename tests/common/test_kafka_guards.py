@@ -1,6 +1,8 @@
+import threading
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from sales_common.kafka import is_transient
+from sales_common.kafka import call_in_thread, is_transient
 
 
 def kafka(code: int, fatal: bool = False, retriable: bool = False) -> KafkaException:
@@ -26,3 +28,15 @@ def kafka(code: int, fatal: bool = False, retriable: bool = False) -> KafkaExcep
 )
 def test_what_with_backoff_retries(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+async def test_a_blocking_call_is_given_up_after_its_limit_and_results_come_back() -> None:
+    """librdkafka's transactional calls can block past their own timeout: the caller gives
+    up at its limit (the call's thread is left behind), and results and errors come back."""
+    stuck = threading.Event()
+    with pytest.raises(TimeoutError):
+        await call_in_thread(lambda: stuck.wait(5), 0.05)
+    stuck.set()
+    assert await call_in_thread(lambda: 42, 1.0) == 42
+    with pytest.raises(KafkaException):
+        await call_in_thread(lambda: (_ for _ in ()).throw(kafka(KafkaError._FAIL)), 1.0)

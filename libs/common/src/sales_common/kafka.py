@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar, cast
 
@@ -189,6 +191,41 @@ def source_of(message: Message) -> str:
     return f"{message.topic()}/{message.partition()}/{message.offset()}"
 
 
+# Producers whose librdkafka call never returned: kept referenced, because destroying one
+# (when the garbage collector frees it, on the event loop's thread) would block as well.
+_WEDGED: list[Producer] = []
+# Time a librdkafka call gets beyond its own timeout before it is given up.
+_GRACE_S = 5.0
+
+
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if not future.done():  # given up already
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+
+async def call_in_thread(call: Callable[[], T], limit_s: float) -> T:
+    """`call()` in a thread of its own, awaited at most `limit_s`. librdkafka's transactional
+    calls can block past their own timeout (seen: send_offsets_to_transaction waiting
+    forever after a broker restart left the transaction needing an epoch bump); a daemon
+    thread left behind then holds neither a shared worker pool nor the process's exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = call()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=run, name="librdkafka-call", daemon=True).start()
+    return await asyncio.wait_for(future, limit_s)
+
+
 Delivered = Callable[[KafkaError | None, Message], None]
 # Serve librdkafka's delivery reports every this many records, so they never pile up.
 _POLL_EVERY = 1000
@@ -206,11 +243,30 @@ class TransactionalProducer:
     def __init__(self, config: ClientConfig) -> None:
         self._producer = Producer(config)
         self._unpolled = 0
+        # How long send_all waits for room in librdkafka's queue: a transaction that failed
+        # ("requires epoch bump") keeps its records queued until it is aborted, so waiting
+        # longer than the transaction may live would wait forever.
+        self._max_wait_s = float(config.get("transaction.timeout.ms", 60_000)) / 1000
+        self._wedged = False
+
+    async def _call(self, call: Callable[[], T], timeout_s: float, what: str) -> T:
+        """A blocking librdkafka call with `timeout_s` of its own; one that does not return
+        in time wedges the producer: it is given up (fatal), never called again."""
+        try:
+            return await call_in_thread(call, timeout_s + _GRACE_S)
+        except TimeoutError:
+            self._wedged = True
+            _WEDGED.append(self._producer)
+            log.error("producer_wedged", call=what, after_s=timeout_s + _GRACE_S)
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, f"{what} did not return", fatal=True)
+            ) from None
 
     async def start(self, timeout_s: float = 30.0) -> None:
         """InitProducerId: fences every earlier producer with this transactional id and
         aborts the transaction it left open."""
-        await asyncio.to_thread(self._producer.init_transactions, timeout_s)
+        producer = self._producer
+        await self._call(lambda: producer.init_transactions(timeout_s), timeout_s, "init")
 
     def begin(self) -> None:
         self._producer.begin_transaction()
@@ -224,6 +280,7 @@ class TransactionalProducer:
         producer = self._producer
         count = 0
         for topic, key, value, headers in records:
+            blocked_since = 0.0
             while True:
                 try:
                     producer.produce(
@@ -235,6 +292,12 @@ class TransactionalProducer:
                     )
                     break
                 except BufferError:  # librdkafka's queue is full: wait for deliveries
+                    now = time.monotonic()
+                    blocked_since = blocked_since or now
+                    if now - blocked_since > self._max_wait_s:
+                        raise KafkaException(
+                            KafkaError(KafkaError._QUEUE_FULL, "no room for records: aborting")
+                        ) from None
                     await asyncio.to_thread(producer.poll, 0.05)
             count += 1
             self._unpolled += 1
@@ -247,7 +310,8 @@ class TransactionalProducer:
 
     async def flush(self, timeout_s: float) -> None:
         """Wait until every queued record is acknowledged (or failed)."""
-        remaining = await asyncio.to_thread(self._producer.flush, timeout_s)
+        producer = self._producer
+        remaining = await self._call(lambda: producer.flush(timeout_s), timeout_s, "flush")
         if remaining:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} unsent"))
 
@@ -260,19 +324,25 @@ class TransactionalProducer:
         """Commit the transaction, with the consumed `offsets` of the group whose
         `consumer_group_metadata()` is given (KIP-447: a zombie of an older group
         generation is refused here, so its transaction aborts)."""
+        producer = self._producer
         if offsets:
-            await asyncio.to_thread(
-                self._producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s
+            await self._call(
+                lambda: producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s),
+                timeout_s,
+                "send_offsets_to_transaction",
             )
-        await asyncio.to_thread(self._producer.commit_transaction, timeout_s)
+        await self._call(lambda: producer.commit_transaction(timeout_s), timeout_s, "commit")
 
     async def abort(self, timeout_s: float = 10.0, attempts: int = 6) -> bool:
         """Abort the open transaction. An abort that times out (a broker restarting) is
         resumed, as librdkafka asks; False when it fails for good: the producer is unusable,
         make a new one (the broker aborts the transaction at its timeout)."""
+        producer = self._producer
         for attempt in range(1, attempts + 1):
+            if self._wedged:
+                return False
             try:
-                await asyncio.to_thread(self._producer.abort_transaction, timeout_s)
+                await self._call(lambda: producer.abort_transaction(timeout_s), timeout_s, "abort")
                 return True
             except KafkaException as exc:
                 error = error_of(exc)
@@ -285,9 +355,9 @@ class TransactionalProducer:
         """Release the producer. Never raises: closing aborts an open transaction, which
         fails on a fenced producer, and a fenced one is exactly what gets closed. Bounded: a
         producer whose coordinator does not answer must not hold the caller."""
+        if self._wedged:  # a call of it never returned: closing would not either
+            return
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._producer.close), timeout_s)
+            await self._call(self._producer.close, timeout_s, "close")
         except KafkaException as exc:
             log.debug("producer_close_failed", error=str(exc)[:200])
-        except TimeoutError:
-            log.error("producer_close_stuck", after_s=timeout_s)
