@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -140,7 +140,8 @@ def grant_of(acl: AclBinding) -> Grant:
     return Grant(resource, acl.name, pattern, operation)  # type: ignore[arg-type]
 
 
-def _key(acl: AclBinding) -> tuple[object, ...]:
+def _key(acl: AclBinding) -> tuple[Any, ...]:
+    """Every field of an ACL, in AclBinding's (and AclBindingFilter's) argument order."""
     return (
         acl.restype,
         acl.name,
@@ -166,15 +167,8 @@ def acls_of(principal: str) -> AclBindingFilter:
 
 
 def _exactly(acl: AclBinding) -> AclBindingFilter:
-    return AclBindingFilter(
-        acl.restype,
-        acl.name,
-        acl.resource_pattern_type,
-        acl.principal,
-        acl.host,
-        acl.operation,
-        acl.permission_type,
-    )
+    """A filter that matches `acl` and nothing else."""
+    return AclBindingFilter(*_key(acl))
 
 
 _CONVERGE_S = 30.0
