@@ -94,6 +94,17 @@ class LagGauge:
                 self._gauge.remove(tp.topic, str(tp.partition))
 
 
+def _fetch(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:
+    """Up to `max_records`, returned as soon as there is one. librdkafka's consume(n, t)
+    waits until it has n records or t ran out, which held a small upload's rows for the
+    whole timeout at each hop; poll() returns the first record when it arrives, and
+    consume(n, 0) adds what is queued behind it without waiting."""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
+
+
 class ConsumeLoop:
     """Consume `topics` as a member of `config`'s group and feed `handler`, batch by batch."""
 
@@ -135,7 +146,7 @@ class ConsumeLoop:
                 self._heartbeat.beat()
                 epoch = self._epoch
                 polling = asyncio.ensure_future(
-                    asyncio.to_thread(consumer.consume, self._max_records, self._poll_timeout_s)
+                    asyncio.to_thread(_fetch, consumer, self._max_records, self._poll_timeout_s)
                 )
                 messages = await polling
                 records = self._records(messages)
