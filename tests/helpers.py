@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import httpx
@@ -15,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sales_common.auth import TokenIssuer
+from sales_common.events import ValidatedSale, event_id_for
 from sales_common.settings import AuthSettings, KafkaSettings
 
 T = TypeVar("T")
@@ -159,3 +165,56 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             transport=transport, base_url="http://test", timeout=60
         ) as client:
             yield client
+
+
+def run_cli(
+    ingest_url: str,
+    dashboard_url: str,
+    client_id: str,
+    secret: str,
+    *args: str,
+    timeout_s: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """The sales-pipeline client as a user runs it, configured by its environment only."""
+    env = {
+        **os.environ,
+        "SALES_INGEST_URL": ingest_url,
+        "SALES_DASHBOARD_URL": dashboard_url,
+        "SALES_CLIENT_ID": client_id,
+        "SALES_CLIENT_SECRET": secret,
+        "HOME": "/nonexistent",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sales_cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def validated_sale(
+    upload: str,
+    row: int,
+    product: str,
+    price: str,
+    quantity: int,
+    day: date | None = date(2026, 11, 1),
+    *,
+    txn: str | None = None,
+    validated_at: datetime | None = None,
+) -> ValidatedSale:
+    """A sales.validated record as the validator writes it (the amount exact to the cent)."""
+    return ValidatedSale(
+        event_id=event_id_for(upload, row, txn),
+        upload_id=upload,
+        row_number=row,
+        transaction_id=txn,
+        product=product,
+        price=Decimal(price),
+        quantity=quantity,
+        amount=(Decimal(price) * quantity).quantize(Decimal("0.01")),
+        sale_date=day,
+        validated_at=validated_at or datetime.now(UTC),
+    )

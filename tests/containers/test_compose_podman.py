@@ -9,9 +9,7 @@ as a user would write theirs; containers, volumes and the network are removed af
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -29,6 +27,7 @@ from sales_common.services import SERVICES
 from tests.conftest import ARTIFACTS, DATA
 from tests.containers.images import Images, build_all, podman
 from tests.containers.stack import ComposeStack, remove_project
+from tests.helpers import run_cli
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 
@@ -125,21 +124,8 @@ def cli(
     client: PipelineClient, secrets: StackSecrets, client_id: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """The sales-pipeline client, as `make run` uses it, pointed at the published ports."""
-    env = {
-        **os.environ,
-        "SALES_INGEST_URL": client.ingest_url,
-        "SALES_DASHBOARD_URL": client.dashboard_url,
-        "SALES_CLIENT_ID": client_id,
-        "SALES_CLIENT_SECRET": secrets.client_secrets[client_id],
-        "HOME": "/nonexistent",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "sales_cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    return run_cli(
+        client.ingest_url, client.dashboard_url, client_id, secrets.client_secrets[client_id], *args
     )
 
 

@@ -11,10 +11,10 @@ from dashboard.models import (
     ProductTotal,
     Summary,
     UploadPage,
-    UploadSummary,
 )
 from dashboard.pages import Bar, PageView, bar_chart, dashboard_body, line_chart, login_page
 from dashboard.periods import ALL_TIME, Period
+from sales_common.uploads import UploadSummary
 
 WEEK = Period(from_=date(2026, 11, 20), to=date(2026, 11, 26))
 

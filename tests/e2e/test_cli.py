@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from devstack.pipeline import RunningPipeline
 from sales_cli.sync import folder_lock
 
 from tests.conftest import DATA
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -23,21 +23,13 @@ pytestmark = pytest.mark.e2e
 def cli(
     pipeline: RunningPipeline, client_id: str, *args: str, secret: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SALES_INGEST_URL": pipeline.url("ingest"),
-        "SALES_DASHBOARD_URL": pipeline.url("dashboard"),
-        "SALES_CLIENT_ID": client_id,
-        "SALES_CLIENT_SECRET": secret or pipeline.secrets.client_secrets[client_id],
-        "HOME": "/nonexistent",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "sales_cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_cli(
+        pipeline.url("ingest"),
+        pipeline.url("dashboard"),
+        client_id,
+        secret or pipeline.secrets.client_secrets[client_id],
+        *args,
+        timeout_s=120,
     )
 
 

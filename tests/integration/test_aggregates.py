@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import asyncpg
 import pytest
@@ -14,9 +15,11 @@ from devstack.pipeline import Infrastructure, drop_database
 from loader.repository import LoaderRepository, sale_row
 from sales_common.codec import decode_validated
 from sales_common.db import Pool, close_pool, create_pool, register_json_codecs
-from sales_common.events import ValidatedSale, encode, event_id_for
+from sales_common.events import ValidatedSale, encode
 from sales_common.schema.migrations import available
 from sales_common.settings import PostgresSettings
+
+from tests.helpers import validated_sale
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +35,8 @@ AGGREGATE = (
 )
 
 
-def sale(
-    upload: str, row: int, product: str, price: str, quantity: int, day: date | None
-) -> ValidatedSale:
-    return ValidatedSale(
-        event_id=event_id_for(upload, row, None),
-        upload_id=upload,
-        row_number=row,
-        transaction_id=None,
-        product=product,
-        price=Decimal(price),
-        quantity=quantity,
-        amount=(Decimal(price) * quantity).quantize(Decimal("0.01")),
-        sale_date=day,
-        # 23:30 UTC: the day of an undated sale is this date in UTC, whatever the session's zone
-        validated_at=datetime(2026, 3, 9, 23, 30, tzinfo=UTC),
-    )
+# 23:30 UTC: the day of an undated sale is this date in UTC, whatever the session's zone
+sale = partial(validated_sale, validated_at=datetime(2026, 3, 9, 23, 30, tzinfo=UTC))
 
 
 def rows(records: list[asyncpg.Record]) -> list[tuple[object, ...]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 
 import asyncpg
 import pytest
@@ -17,34 +18,19 @@ from sales_common.db import close_pool, create_pool, register_json_codecs
 from sales_common.events import (
     EXPRESS_COPY,
     RejectedSale,
-    ValidatedSale,
     Violation,
     encode,
     event_id_for,
 )
 from sales_common.settings import KafkaSettings, PostgresSettings
 
-from tests.helpers import eventually, produce, serve
+from tests.helpers import eventually, produce, serve, validated_sale
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
 
 
-def sale(
-    upload: str, row: int, product: str, price: str, quantity: int, txn: str | None = None
-) -> ValidatedSale:
-    return ValidatedSale(
-        event_id=event_id_for(upload, row, txn),
-        upload_id=upload,
-        row_number=row,
-        transaction_id=txn,
-        product=product,
-        price=Decimal(price),
-        quantity=quantity,
-        amount=(Decimal(price) * quantity).quantize(Decimal("0.01")),
-        sale_date=date(2026, 11, 1),
-        validated_at=NOW,
-    )
+sale = partial(validated_sale, validated_at=NOW)
 
 
 def rejection(upload: str, row: int, rule: str) -> RejectedSale:

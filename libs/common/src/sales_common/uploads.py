@@ -14,7 +14,9 @@ from sales_common.db import Pool
 UploadState = Literal["receiving", "committing", "processing", "complete", "failed"]
 
 
-class UploadStatus(BaseModel):
+class UploadSummary(BaseModel):
+    """An upload as lists show it (the dashboard's recent uploads)."""
+
     upload_id: UUID
     filename: str
     status: UploadState
@@ -22,11 +24,16 @@ class UploadStatus(BaseModel):
     valid_count: int
     rejected_count: int
     valid_amount: Decimal
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class UploadStatus(UploadSummary):
+    """One upload in full, as its status URL answers."""
+
     content_sha256: str | None
     reload: bool
     error: str | None
-    created_at: datetime
-    completed_at: datetime | None
 
 
 _COLUMNS = ", ".join(UploadStatus.model_fields)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Literal
-from uuid import UUID
 
 from pydantic import BaseModel, Field
 from sales_common.events import Violation
-from sales_common.uploads import UploadState, UploadStatus
+from sales_common.uploads import UploadStatus, UploadSummary
 
 from dashboard.periods import Period
 
@@ -68,18 +67,6 @@ class ProductPage(BaseModel):
     product_count: int
     items: list[ProductTotal]
     next_offset: int | None = Field(description="the offset of the next page; null on the last")
-
-
-class UploadSummary(BaseModel):
-    upload_id: UUID
-    filename: str
-    status: UploadState
-    rows_total: int | None
-    valid_count: int
-    rejected_count: int
-    valid_amount: Decimal
-    created_at: datetime
-    completed_at: datetime | None
 
 
 class UploadPage(BaseModel):

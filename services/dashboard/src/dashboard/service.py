@@ -18,6 +18,7 @@ from uuid import UUID
 import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sales_common.uploads import UploadSummary
 
 from dashboard.figures import money
 from dashboard.models import (
@@ -33,7 +34,6 @@ from dashboard.models import (
     Summary,
     UploadDetail,
     UploadPage,
-    UploadSummary,
 )
 from dashboard.periods import FROM, TO, Period, period_of
 from dashboard.repository import DashboardRepository
