@@ -132,15 +132,26 @@ class RawUpload:
         self.sock.sendall(b"0\r\n\r\n")
 
     def answer(self, timeout_s: float = 60) -> str:
-        """The response's status line and headers (and whatever body came with them)."""
+        """The response: status line, headers and the body of its Content-Length, which may
+        come in a segment of its own after the headers."""
         self.sock.settimeout(timeout_s)
         data = b""
-        while b"\r\n\r\n" not in data:
+        while b"\r\n\r\n" not in data or len(data) < self._answer_length(data):
             chunk = self.sock.recv(65536)
             if not chunk:
                 break
             data += chunk
         return data.decode(errors="replace")
+
+    @staticmethod
+    def _answer_length(data: bytes) -> int:
+        """Bytes of the whole response, once its headers are in."""
+        head, _, _ = data.partition(b"\r\n\r\n")
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                return len(head) + 4 + int(value)
+        return len(head) + 4
 
     def die(self) -> None:
         """Like a killed process: the socket goes away mid-body (RST, no goodbye)."""
