@@ -44,7 +44,7 @@ def _app(error: Exception | None = None, dead_loop: bool = False) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
-    install_observability(app, CollectorRegistry())
+    install_observability(app, CollectorRegistry(), access_log="notable")
 
     @app.get("/boom")
     async def boom() -> None:

@@ -71,3 +71,90 @@ async def test_each_range_is_its_own_entry_and_the_cache_stays_bounded(reads: Re
     assert [q.period for q in reads.made] == [day(n) for n in (1, 2, 3, 4, 5, 1)]
     assert len(cache._entries) == 3
     assert len(cache._locks) <= 3
+
+
+class Clock:
+    """The cache's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(service, "time", fake)
+    return fake
+
+
+async def test_an_entry_past_half_its_ttl_is_read_again_while_readers_keep_it(
+    reads: Reads, clock: Clock
+) -> None:
+    cache = SummaryCache(ttl_s=1.0)
+    repo = DashboardRepository(None)  # type: ignore[arg-type]
+    query = SummaryQuery(ALL_TIME, 10, None)
+    reads.release.set()
+    first = await cache.get(repo, query)
+    reads.release.clear()
+    reads.started.clear()
+    clock.now += 0.6  # past half the ttl: the next reader starts one read in the background
+    during = [await cache.get(repo, query) for _ in range(5)]
+    await reads.started.wait()
+    assert during == [first] * 5  # nobody waited for the read
+    assert len(reads.made) == 2  # one background read, not one per reader
+    reads.release.set()
+    await asyncio.gather(*cache._refreshes.values())
+    clock.now += 0.5  # the first entry would be past its ttl now; the new one is not
+    refreshed = await cache.get(repo, query)
+    assert refreshed.summary.total_sales == 2
+    assert len(reads.made) == 2
+
+
+async def test_an_entry_is_never_served_past_its_ttl(reads: Reads, clock: Clock) -> None:
+    cache = SummaryCache(ttl_s=1.0)
+    repo = DashboardRepository(None)  # type: ignore[arg-type]
+    query = SummaryQuery(ALL_TIME, 10, None)
+    reads.release.set()
+    await cache.get(repo, query)
+    clock.now += 1.0
+    assert (await cache.get(repo, query)).summary.total_sales == 2
+    assert not cache._refreshes  # read by the caller, who waited for it
+
+
+async def test_a_failed_background_read_keeps_the_entry_until_its_ttl(
+    reads: Reads, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SummaryCache(ttl_s=1.0)
+    repo = DashboardRepository(None)  # type: ignore[arg-type]
+    query = SummaryQuery(ALL_TIME, 10, None)
+    reads.release.set()
+    first = await cache.get(repo, query)
+
+    async def broken(_: DashboardRepository, __: SummaryQuery) -> Summary:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(service, "read_summary", broken)
+    clock.now += 0.6
+    assert await cache.get(repo, query) == first
+    await asyncio.gather(*cache._refreshes.values(), return_exceptions=True)
+    assert await cache.get(repo, query) == first  # still within its ttl; another try started
+    await asyncio.gather(*cache._refreshes.values(), return_exceptions=True)
+    clock.now += 0.4
+    with pytest.raises(ConnectionError):
+        await cache.get(repo, query)  # expired: the caller reads and gets the error
+
+
+async def test_close_stops_a_background_read(reads: Reads, clock: Clock) -> None:
+    cache = SummaryCache(ttl_s=1.0)
+    repo = DashboardRepository(None)  # type: ignore[arg-type]
+    query = SummaryQuery(ALL_TIME, 10, None)
+    reads.release.set()
+    await cache.get(repo, query)
+    reads.release.clear()
+    clock.now += 0.6
+    await cache.get(repo, query)
+    await cache.close()  # the read waits for a release that never comes: cancelled
+    assert not cache._refreshes

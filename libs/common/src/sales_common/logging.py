@@ -24,8 +24,17 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        # Stdout's and LOG_FILE's handlers share this formatter: a record is formatted once.
+        self._last: tuple[logging.LogRecord | None, str] = (None, "")
 
     def format(self, record: logging.LogRecord) -> str:
+        last_record, line = self._last
+        if last_record is not record:
+            line = self._format(record)
+            self._last = (record, line)
+        return line
+
+    def _format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),

@@ -34,6 +34,7 @@ def serve(create_app: Callable[[], FastAPI], settings: ServiceSettings) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,  # configure_logging() owns the handlers
+        access_log=False,  # HttpTelemetry logs requests, with fields (ServiceSettings.access_log)
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         proxy_headers=True,
     )

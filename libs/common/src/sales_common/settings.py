@@ -203,6 +203,9 @@ class ProcessSettings(BaseSettings):
         )
 
 
+AccessLog = Literal["all", "notable", "off"]
+
+
 class ServiceSettings(ProcessSettings):
     """Fields every service has; subclasses add their own groups and an env prefix."""
 
@@ -211,3 +214,7 @@ class ServiceSettings(ProcessSettings):
     port: int = 8000
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    # Which requests get a line in the log (sales_common.observability.HttpTelemetry):
+    # "notable" = failed (>= 400), slow (>= 1 s) or not a read; every request is counted
+    # and timed in the metrics whatever this says.
+    access_log: AccessLog = "notable"

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from sales_common.auth import TokenIssuer, TokenVerifier
 from sales_common.db import check_database, close_pool, create_pool, register_json_codecs
 from sales_common.errors import install_error_handlers
-from sales_common.observability import install_observability
+from sales_common.observability import NO_OPENTELEMETRY, install_observability
 
 from dashboard import api, erasure, tokens, ui
 from dashboard.config import DashboardSettings
@@ -32,20 +32,24 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
                 application_name=settings.service_name,
             )
             stack.push_async_callback(close_pool, pool)
+            summary_cache = SummaryCache(settings.summary_cache_s)
+            stack.push_async_callback(summary_cache.close)
             state = DashboardState(
                 settings=settings,
                 repository=DashboardRepository(pool),
                 token_issuer=TokenIssuer(settings.auth, ttl_s=settings.token_ttl_s),
                 token_verifier=TokenVerifier(settings.auth),
                 login_throttle=LoginThrottle(settings.login_limits),
-                summary_cache=SummaryCache(settings.summary_cache_s),
+                summary_cache=summary_cache,
                 readiness_checks={"postgres": lambda: check_database(pool)},
             )
             yield state.lifespan_state()
 
-    app = FastAPI(title="sales dashboard", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="sales dashboard", version="1", lifespan=lifespan, telemetry=NO_OPENTELEMETRY
+    )
     install_error_handlers(app)
-    install_observability(app, registry)
+    install_observability(app, registry, settings.access_log)
     app.include_router(tokens.router)
     app.include_router(api.router)
     app.include_router(erasure.router)

@@ -11,7 +11,7 @@ from sales_common.db import check_database, close_pool, create_pool
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe
 from sales_common.lifecycle import background_loop
-from sales_common.observability import Heartbeat, install_observability
+from sales_common.observability import NO_OPENTELEMETRY, Heartbeat, install_observability
 
 from ingest.api import router
 from ingest.config import IngestSettings
@@ -63,8 +63,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             )
             yield state.lifespan_state()
 
-    app = FastAPI(title="sales ingest", version="1", lifespan=lifespan)
+    app = FastAPI(title="sales ingest", version="1", lifespan=lifespan, telemetry=NO_OPENTELEMETRY)
     install_error_handlers(app)
-    install_observability(app, registry)
+    install_observability(app, registry, settings.access_log)
     app.include_router(router)
     return app

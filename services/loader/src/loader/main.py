@@ -15,7 +15,7 @@ from sales_common.db import (
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe, with_backoff
 from sales_common.lifecycle import background_loop
-from sales_common.observability import Heartbeat, install_observability
+from sales_common.observability import NO_OPENTELEMETRY, Heartbeat, install_observability
 from sales_common.schema.migrations import migrate
 
 from loader.config import LoaderSettings
@@ -63,7 +63,7 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
             )
             yield state.lifespan_state()
 
-    app = FastAPI(title="sales loader", version="1", lifespan=lifespan)
+    app = FastAPI(title="sales loader", version="1", lifespan=lifespan, telemetry=NO_OPENTELEMETRY)
     install_error_handlers(app)
-    install_observability(app, registry)
+    install_observability(app, registry, settings.access_log)
     return app

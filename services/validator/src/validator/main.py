@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe
 from sales_common.lifecycle import background_loop
-from sales_common.observability import Heartbeat, install_observability
+from sales_common.observability import NO_OPENTELEMETRY, Heartbeat, install_observability
 
 from validator.config import ValidatorSettings
 from validator.consumer import validator_lanes
@@ -39,7 +39,9 @@ def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
             )
             yield state.lifespan_state()
 
-    app = FastAPI(title="sales validator", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="sales validator", version="1", lifespan=lifespan, telemetry=NO_OPENTELEMETRY
+    )
     install_error_handlers(app)
-    install_observability(app, registry)
+    install_observability(app, registry, settings.access_log)
     return app
