@@ -27,3 +27,13 @@ def test_rotation_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_FILE_BACKUPS", "5")
     settings = MigrateSettings()
     assert (settings.log_file_max_bytes, settings.log_file_backups) == (1000, 5)
+
+
+def test_uvicorn_writes_no_access_line_of_its_own() -> None:
+    import logging
+
+    configure_logging("test")
+    # uvicorn formats its access line only when this logger reaches a handler; requests are
+    # logged once, with fields, by sales_common.observability.HttpTelemetry.
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+    assert logging.getLogger("uvicorn.error").hasHandlers()  # its errors still reach the log

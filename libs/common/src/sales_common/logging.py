@@ -124,6 +124,11 @@ def configure_logging(
     logging.getLogger("aiokafka").setLevel(
         logging.CRITICAL if level.upper() != "DEBUG" else "DEBUG"
     )
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Requests are logged by sales_common.observability.HttpTelemetry, with fields; uvicorn
+    # skips its own access line when this logger has no handler to reach.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
