@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,6 @@ def test_rotation_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_uvicorn_writes_no_access_line_of_its_own() -> None:
-    import logging
-
     configure_logging("test")
     # uvicorn formats its access line only when this logger reaches a handler; requests are
     # logged once, with fields, by sales_common.observability.HttpTelemetry.
