@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
@@ -101,6 +101,32 @@ async def test_a_zombie_producer_is_fenced(
             await successor.close()
     records = await consume_quiet(kafka_settings, topic)
     assert [r.value for r in records] == [b"from the successor"]
+
+
+async def test_a_producer_fenced_before_its_first_record_fails_as_fatal(
+    kafka_settings: KafkaSettings, make_topic: MakeTopic
+) -> None:
+    """A producer started ahead and fenced before it writes (a retry took its upload over):
+    its flush fails with a fatal KafkaException, also with a delivery report callback on the
+    record (confluent-kafka raises a SystemError there), and nothing is visible."""
+    topic = await make_topic()
+    transactional_id = f"test-{uuid.uuid4().hex[:8]}"
+    zombie = await started(kafka_settings, transactional_id)
+    successor = await started(kafka_settings, transactional_id)
+    reports: list[KafkaError | None] = []
+    try:
+        zombie.begin()
+        await zombie.send_all(
+            [(topic, b"k", b"from the zombie", [])], first=lambda error, _: reports.append(error)
+        )
+        with pytest.raises(KafkaException) as fenced:
+            await zombie.flush(10)
+        assert error_of(fenced.value).fatal()
+        assert not await zombie.abort()
+    finally:
+        for producer in (zombie, successor):
+            await producer.close()
+    assert await consume_quiet(kafka_settings, topic) == []
 
 
 async def test_read_committed_never_sees_aborted_records(

@@ -254,6 +254,12 @@ class TransactionalProducer:
         in time wedges the producer: it is given up (fatal), never called again."""
         try:
             return await call_in_thread(call, timeout_s + _GRACE_S)
+        except SystemError as exc:
+            # confluent-kafka 2.16 raises this when a fatal error (fenced, say) meets a
+            # delivery report callback in flush(); the error itself is lost.
+            raise KafkaException(
+                KafkaError(KafkaError._FATAL, f"{what} failed: {exc}", fatal=True)
+            ) from exc
         except TimeoutError:
             self._wedged = True
             _WEDGED.append(self._producer)
