@@ -70,7 +70,9 @@ class RawPublisher:
     def _producer(self, upload_id: UUID, timeout_s: float) -> TransactionalProducer:
         return TransactionalProducer(
             self._settings.kafka.producer_config(
-                transactional_id(upload_id), transaction_timeout_ms=int(timeout_s * 1000)
+                transactional_id(upload_id),
+                transaction_timeout_ms=int(timeout_s * 1000),
+                eager_connections=True,  # a producer an upload: its start is what counts
             )
         )
 
