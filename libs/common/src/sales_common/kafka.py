@@ -367,3 +367,26 @@ class TransactionalProducer:
             await self._call(self._producer.close, timeout_s, "close")
         except KafkaException as exc:
             log.debug("producer_close_failed", error=str(exc)[:200])
+
+
+class BackgroundCloser:
+    """Closes producers off the caller's path (a request answers once its transaction is
+    decided, not once librdkafka's threads have stopped), and keeps every close it started
+    until `drain()`, so none is lost at shutdown."""
+
+    def __init__(self) -> None:
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def close(self, producer: TransactionalProducer) -> None:
+        task = asyncio.create_task(producer.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @property
+    def pending(self) -> int:
+        return len(self._closing)
+
+    async def drain(self) -> None:
+        """Wait for every close started so far (each is bounded by its own timeout)."""
+        while self._closing:
+            await asyncio.wait(set(self._closing))

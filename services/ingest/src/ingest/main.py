@@ -44,6 +44,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             stack.push_async_callback(probe.close)
             repository = UploadsRepository(pool, settings.leases.ttl_s)
             publisher = RawPublisher(settings)
+            stack.push_async_callback(publisher.close)  # after everything that publishes
             leases_beat, janitor_beat = Heartbeat(), Heartbeat()
             leases = LeaseKeeper(settings.leases, repository, leases_beat)
             janitor = Janitor(settings.leases, repository, publisher, janitor_beat)

@@ -4,7 +4,8 @@ Consumers read with isolation_level=read_committed, so a refused or interrupted 
 never seen downstream: its transaction is aborted. The transactional id is derived from the
 upload id, so a retry of the same upload (same Idempotency-Key), or the janitor that fails
 an abandoned one, fences any zombie attempt: initialising a producer with that id aborts
-the old open transaction, and the old producer can no longer commit.
+the old open transaction, and the old producer can no longer commit. Producers are closed off
+the request's path (`BackgroundCloser`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from uuid import UUID
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sales_common.events import record_headers
-from sales_common.kafka import TransactionalProducer
+from sales_common.kafka import BackgroundCloser, TransactionalProducer
 
 from ingest.config import IngestSettings
 
@@ -60,6 +61,7 @@ class _FirstDelivery:
 class RawPublisher:
     def __init__(self, settings: IngestSettings) -> None:
         self._settings = settings
+        self._closer = BackgroundCloser()
 
     def timeout_s(self, spooled_bytes: int) -> float:
         """Long enough to publish `spooled_bytes` at the slowest accepted pace, no longer."""
@@ -75,6 +77,15 @@ class RawPublisher:
                 eager_connections=True,  # a producer an upload: its start is what counts
             )
         )
+
+    @property
+    def closing(self) -> int:
+        """Producers still being closed in the background."""
+        return self._closer.pending
+
+    async def close(self) -> None:
+        """After the last upload: every producer closed."""
+        await self._closer.drain()
 
     async def publish(
         self,
@@ -114,7 +125,7 @@ class RawPublisher:
                 if not committed:
                     await producer.abort()
         finally:
-            await producer.close()
+            self._closer.close(producer)
 
     async def fence(self, upload_id: UUID) -> None:
         """Abort whatever transaction an earlier attempt of this upload left open."""
@@ -124,7 +135,7 @@ class RawPublisher:
             # janitor must not hang on a broker that does not answer.
             await producer.start(_FENCE_TIMEOUT_S)
         finally:
-            await producer.close()
+            self._closer.close(producer)
 
     async def outcome(self, probe: str, wait_s: float = 10.0) -> TransactionOutcome:
         """Whether the fenced transaction that wrote `probe` (topic/partition/offset) was
