@@ -44,9 +44,9 @@ async def test_a_blocking_call_is_given_up_after_its_limit_and_results_come_back
 
 
 def test_eager_connections_and_linger_are_asked_for_per_producer() -> None:
-    """Only ingest's producers connect to every broker at once (librdkafka's hidden
-    enable.sparse.connections, which librdkafka must still know); only the validator's
-    express lane overrides linger.ms."""
+    """Producers connect to every broker at once only when asked (the services' do:
+    librdkafka's hidden enable.sparse.connections, which librdkafka must still know); only
+    the validator's express lane overrides linger.ms."""
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:1")
     usual = settings.producer_config("t")
     eager = settings.producer_config("t", linger_ms=0, eager_connections=True)
