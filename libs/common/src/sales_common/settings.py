@@ -120,8 +120,8 @@ class KafkaSettings(BaseModel):
         drops its bootstrap connection once it has learned the brokers and connects to one
         only when needed, ~50 ms later (`reconnect.backoff.ms` / 2); InitProducerId asking
         in between finds no broker and retries on a fixed 500 ms timer: one start in six
-        here. For producers whose start is on a request's path; it costs a connection to
-        every broker of the cluster."""
+        here. For producers whose start is on a request's or a batch's path; it costs a
+        connection to every broker of the cluster."""
         config: ClientConfig = {
             **self.client_config(),
             "transactional.id": transactional_id,
