@@ -1,8 +1,9 @@
 import threading
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from sales_common.kafka import call_in_thread, is_transient
+from sales_common.settings import KafkaSettings
 
 
 def kafka(code: int, fatal: bool = False, retriable: bool = False) -> KafkaException:
@@ -40,3 +41,16 @@ async def test_a_blocking_call_is_given_up_after_its_limit_and_results_come_back
     assert await call_in_thread(lambda: 42, 1.0) == 42
     with pytest.raises(KafkaException):
         await call_in_thread(lambda: (_ for _ in ()).throw(kafka(KafkaError._FAIL)), 1.0)
+
+
+def test_eager_connections_and_linger_are_asked_for_per_producer() -> None:
+    """Producers connect to every broker at once only when asked (the services' do:
+    librdkafka's hidden enable.sparse.connections, which librdkafka must still know); only
+    the validator's express lane overrides linger.ms."""
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:1")
+    usual = settings.producer_config("t")
+    eager = settings.producer_config("t", linger_ms=0, eager_connections=True)
+    assert "enable.sparse.connections" not in usual
+    assert usual["linger.ms"] == settings.producer_linger_ms
+    assert (eager["enable.sparse.connections"], eager["linger.ms"]) == (False, 0)
+    Producer(eager).close()  # refused with "No such configuration property" were it gone

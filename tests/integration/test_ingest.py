@@ -10,13 +10,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
+from confluent_kafka import KafkaException
 from ingest.config import IngestSettings
 from ingest.main import create_app
-from ingest.publisher import transactional_id
+from ingest.publisher import RawPublisher, transactional_id
 from sales_common.events import RawSale, raw_sales
+from sales_common.lifecycle import background_loop
 from sales_common.pii import EncryptionSettings
 from sales_common.settings import AuthSettings, KafkaSettings, PostgresSettings
 
@@ -421,3 +424,91 @@ async def produce_committed(settings: IngestSettings, topic: str, value: bytes) 
             await producer.send_and_wait(topic, value, key=b"k", partition=0)
     finally:
         await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def ready_publisher(settings: IngestSettings) -> AsyncIterator[RawPublisher]:
+    """A publisher whose ready producers are all started; every producer closed after."""
+    publisher = RawPublisher(settings)
+
+    async def ready() -> int:
+        return publisher.ready.count
+
+    try:
+        async with background_loop("ready_producers", publisher.ready):
+            wanted = settings.transactions.ready_producers
+            await eventually(ready, lambda n: n == wanted, 30, "ready producers")
+            yield publisher
+    finally:
+        await publisher.close()
+        assert (publisher.ready.count, publisher.closing) == (0, 0)
+
+
+@pytest.mark.parametrize("fenced", ["before it begins", "between its flush and its commit"])
+async def test_a_ready_producer_is_fenced_by_its_upload_id(
+    settings: IngestSettings, fenced: str
+) -> None:
+    """A ready producer ran InitProducerId before its upload existed; a retry with the same
+    Idempotency-Key or the janitor fences that upload id later, and that fences it: its
+    transaction never becomes visible, and the taker's own producer commits."""
+    topic = settings.kafka.topics.raw_priority
+    async with ready_publisher(settings) as publisher:
+        ready = publisher.ready.take()
+        assert ready is not None
+        upload_id = ready.upload_id
+
+        async def taken_over(position: str) -> bool:
+            if fenced.startswith("between"):
+                await publisher.fence(upload_id)  # what the retry or the janitor does
+            return True  # the database still says "yours": only the fence protects
+
+        if fenced.startswith("before"):
+            await publisher.fence(upload_id)
+        with pytest.raises(KafkaException):
+            await publisher.publish(
+                upload_id, topic, [(b"k", b"from the zombie")], 10, taken_over, ready
+            )
+
+        async def owned(position: str) -> bool:
+            return True
+
+        await publisher.publish(upload_id, topic, [(b"k", b"from the retry")], 10, owned)
+    assert [r.value for r in await consume_quiet(settings.kafka, topic)] == [b"from the retry"]
+
+
+async def metric(client: httpx.AsyncClient, line_start: str) -> float:
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def test_uploads_take_a_ready_producer_when_its_timeout_suffices(
+    settings: IngestSettings, database: str
+) -> None:
+    """A small upload publishes with a producer started ahead, under that producer's upload
+    id; one whose spool needs a longer transaction timeout starts its own; a refused one
+    closes the producer it took. The ready ones are replaced as they are taken."""
+    settings.transactions.ready_max_bytes = 2_000
+    small = csv_body("sales.csv")
+    bigger = small + b"".join(b"Halal Extra %d,1.00,1\n" % n for n in range(100))
+    async with serve(create_app(settings)) as client:
+
+        async def ready() -> float:
+            return await metric(client, "ingest_ready_producers")
+
+        await eventually(ready, lambda n: n == 3, 30, "ready producers")
+        first = await client.post("/api/v1/uploads", content=small, headers=as_uploader(settings))
+        second = await client.post("/api/v1/uploads", content=bigger, headers=as_uploader(settings))
+        refused = await client.post(
+            "/api/v1/uploads", content=csv_body("invalid.csv"), headers=as_uploader(settings)
+        )
+        from_ready = await metric(client, 'ingest_producers_total{source="ready"}')
+        started = await metric(client, 'ingest_producers_total{source="started"}')
+        await eventually(ready, lambda n: n == 3, 30, "ready producers replaced")
+    assert (first.status_code, second.status_code, refused.status_code) == (202, 202, 422)
+    assert (from_ready, started) == (1, 1)
+    rows = rows_of(await consume_quiet(settings.kafka, raw_lanes(settings)))
+    assert sorted(
+        len([r for r in rows if r.upload_id == u.json()["upload_id"]]) for u in (first, second)
+    ) == [6, 106]

@@ -159,6 +159,7 @@ async def test_the_pipeline_runs_with_each_service_as_its_own_principal(
     records = [(f"{upload}:{r.row_number}".encode(), encode(r)) for r in rows]
     await publisher.publish(upload, TOPICS.raw, records, 30, note)
     assert await publisher.outcome(probes[0]) == "committed"
+    await publisher.close()
 
     # validator: the real service reads sales.raw in group "validator" and writes
     # sales.validated / sales.rejected in transactions that carry its offsets.

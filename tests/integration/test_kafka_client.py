@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
@@ -19,7 +19,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 from devstack.pipeline import delete_topics
-from sales_common.kafka import TransactionalProducer, ensure_topics, error_of
+from sales_common.kafka import BackgroundCloser, TransactionalProducer, ensure_topics, error_of
 from sales_common.settings import KafkaSettings, TopicSettings
 
 from tests.helpers import consume_quiet, eventually
@@ -101,6 +101,52 @@ async def test_a_zombie_producer_is_fenced(
             await successor.close()
     records = await consume_quiet(kafka_settings, topic)
     assert [r.value for r in records] == [b"from the successor"]
+
+
+async def test_a_producer_fenced_before_its_first_record_fails_as_fatal(
+    kafka_settings: KafkaSettings, make_topic: MakeTopic
+) -> None:
+    """A producer started ahead and fenced before it writes (a retry took its upload over):
+    its flush fails with a fatal KafkaException, also with a delivery report callback on the
+    record (confluent-kafka raises a SystemError there), and nothing is visible."""
+    topic = await make_topic()
+    transactional_id = f"test-{uuid.uuid4().hex[:8]}"
+    zombie = await started(kafka_settings, transactional_id)
+    successor = await started(kafka_settings, transactional_id)
+    reports: list[KafkaError | None] = []
+    try:
+        zombie.begin()
+        await zombie.send_all(
+            [(topic, b"k", b"from the zombie", [])], first=lambda error, _: reports.append(error)
+        )
+        with pytest.raises(KafkaException) as fenced:
+            await zombie.flush(10)
+        assert error_of(fenced.value).fatal()
+        assert not await zombie.abort()
+    finally:
+        for producer in (zombie, successor):
+            await producer.close()
+    assert await consume_quiet(kafka_settings, topic) == []
+
+
+async def test_producers_closed_in_the_background_are_all_closed_by_drain(
+    kafka_settings: KafkaSettings, make_topic: MakeTopic
+) -> None:
+    """What ingest does after each upload: the request does not wait for the close, and
+    shutdown waits for every close started."""
+    topic = await make_topic()
+    closer = BackgroundCloser()
+    producers = [await started(kafka_settings) for _ in range(3)]
+    for n, producer in enumerate(producers):
+        producer.begin()
+        await producer.send_all([(topic, b"k", f"record {n}".encode(), [])])
+        await producer.commit(10)
+    for producer in producers:
+        closer.close(producer)
+    assert closer.pending == 3
+    await closer.drain()
+    assert closer.pending == 0
+    assert len(await consume_quiet(kafka_settings, topic)) == 3
 
 
 async def test_read_committed_never_sees_aborted_records(

@@ -38,6 +38,14 @@ class TransactionSettings(BaseModel):
     # The slowest publishing we accept; slower, the broker aborts and the upload fails.
     min_publish_bytes_per_s: int = 2_000_000
     max_timeout_s: float = 900.0  # the broker's transaction.max.timeout.ms default
+    # Producers started ahead of new uploads (0: none): starting one (connect,
+    # FindCoordinator, InitProducerId) was most of a small upload's request.
+    ready_producers: int = Field(default=3, ge=0)
+    # A ready producer serves an upload whose spool is at most this big: its transaction
+    # timeout is sized for that many bytes.
+    ready_max_bytes: int = Field(default=1 << 20, ge=0)
+    # Replaced when older: brokers close a connection idle for 10 minutes.
+    ready_max_age_s: float = Field(default=300.0, gt=0)
 
 
 class LeaseSettings(BaseModel):

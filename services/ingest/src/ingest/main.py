@@ -43,8 +43,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             probe = KafkaProbe(settings.kafka)
             stack.push_async_callback(probe.close)
             repository = UploadsRepository(pool, settings.leases.ttl_s)
-            publisher = RawPublisher(settings)
-            leases_beat, janitor_beat = Heartbeat(), Heartbeat()
+            leases_beat, janitor_beat, ready_beat = Heartbeat(), Heartbeat(), Heartbeat()
+            publisher = RawPublisher(settings, metrics, ready_beat)
+            stack.push_async_callback(publisher.close)  # after everything that publishes
+            await stack.enter_async_context(
+                background_loop("ready_producers", publisher.ready, ready_beat)
+            )
             leases = LeaseKeeper(settings.leases, repository, leases_beat)
             janitor = Janitor(settings.leases, repository, publisher, janitor_beat)
             await stack.enter_async_context(background_loop("leases", leases, leases_beat))
@@ -59,7 +63,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                heartbeats={"leases": leases_beat, "janitor": janitor_beat},
+                heartbeats={
+                    "leases": leases_beat,
+                    "janitor": janitor_beat,
+                    "ready_producers": ready_beat,
+                },
             )
             yield state.lifespan_state()
 

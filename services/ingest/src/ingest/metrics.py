@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class IngestMetrics:
@@ -18,6 +18,18 @@ class IngestMetrics:
         )
         self.bytes = Counter(
             "ingest_bytes_total", "Bytes of CSV read from clients.", registry=registry
+        )
+        self.producers = Counter(
+            "ingest_producers_total",
+            "Producers uploads published with: ready (started ahead) or started (on the"
+            " request's path: none was ready, a retry, or a spool too big for a ready one).",
+            ["source"],
+            registry=registry,
+        )
+        self.ready_producers = Gauge(
+            "ingest_ready_producers",
+            "Producers started ahead, waiting for a new upload.",
+            registry=registry,
         )
         self.upload_seconds = Histogram(
             "ingest_upload_duration_seconds",

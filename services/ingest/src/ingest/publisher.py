@@ -5,23 +5,34 @@ never seen downstream: its transaction is aborted. The transactional id is deriv
 upload id, so a retry of the same upload (same Idempotency-Key), or the janitor that fails
 an abandoned one, fences any zombie attempt: initialising a producer with that id aborts
 the old open transaction, and the old producer can no longer commit.
+
+Starting a producer (connect, FindCoordinator, InitProducerId) took most of a small
+upload's request, so a few are started ahead (`ReadyProducers`), each for a new upload id of
+its own: an upload that takes one gets that id, hence the same transactional id as always.
+Producers are closed off the request's path (`BackgroundCloser`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 from uuid import UUID
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sales_common.events import record_headers
-from sales_common.kafka import TransactionalProducer
+from sales_common.kafka import BackgroundCloser, TransactionalProducer
+from sales_common.logging import get_logger
+from sales_common.observability import Heartbeat
 
 from ingest.config import IngestSettings
+from ingest.metrics import IngestMetrics
 
+log = get_logger(__name__)
 _HEADERS = record_headers()
 # Publishing a big upload must not starve the event loop: requests, lease renewals and
 # small uploads get a turn every this many records (about a millisecond of work).
@@ -57,22 +68,161 @@ class _FirstDelivery:
             self.position = f"{message.topic()}/{message.partition()}/{message.offset()}"
 
 
+class ReadyProducer:
+    """A producer started ahead of a new upload, with the upload id it was started for (its
+    transactional id is that upload's). Handed out once: `take()` gives it to one user."""
+
+    def __init__(self, upload_id: UUID, producer: TransactionalProducer, timeout_s: float) -> None:
+        self.upload_id = upload_id
+        self.timeout_s = timeout_s  # its transaction.timeout.ms
+        self.started_at = time.monotonic()
+        self._producer: TransactionalProducer | None = producer
+
+    def take(self) -> TransactionalProducer | None:
+        producer, self._producer = self._producer, None
+        return producer
+
+
+class ReadyProducers:
+    """Keeps `transactions.ready_producers` producers started, each for a fresh upload id.
+
+    Fencing is unchanged: nobody knows an upload id before its row exists, and the row is
+    written after the producer's InitProducerId, so any later fence (a retry, the janitor)
+    fences this producer, exactly as it fences one started on the request's path."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        make: Callable[[UUID, float], TransactionalProducer],
+        closer: BackgroundCloser,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
+        self._settings = settings.transactions
+        self._topic = settings.kafka.topics.raw_priority
+        self._timeout_s = publish_timeout_s(settings, self._settings.ready_max_bytes)
+        self._make = make
+        self._closer = closer
+        self._heartbeat = heartbeat or Heartbeat()
+        self._ready: deque[ReadyProducer] = deque()
+        self._starting: set[asyncio.Task[None]] = set()
+        self._wanted = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._failures = 0
+        self._retry_at = 0.0
+        self._crashed: BaseException | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self._ready)
+
+    def take(self) -> ReadyProducer | None:
+        """A started producer and its upload id; None when none is ready (the upload then
+        gets a new id and starts its producer itself)."""
+        self._wanted.set()
+        return self._ready.popleft() if self._ready else None
+
+    def release(self, ready: ReadyProducer | None) -> None:
+        """Close `ready`'s producer unless its upload took it."""
+        producer = ready.take() if ready is not None else None
+        if producer is not None:
+            self._closer.close(producer)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wanted.set()
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if self._crashed is not None:
+                    raise self._crashed
+                self._heartbeat.beat()
+                self._wanted.clear()
+                # The broker closes connections idle for 10 minutes: renewed well before.
+                max_age_s = self._settings.ready_max_age_s
+                while self._ready and time.monotonic() - self._ready[0].started_at > max_age_s:
+                    self.release(self._ready.popleft())
+                # One task per start: a slow one (librdkafka's 500 ms retry) holds up no other.
+                wait_s = max(self._retry_at - time.monotonic(), 0.0) or 1.0
+                if time.monotonic() >= self._retry_at:
+                    while len(self._ready) + len(self._starting) < self._settings.ready_producers:
+                        task = asyncio.create_task(self._start())
+                        self._starting.add(task)
+                        task.add_done_callback(self._started)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), wait_s)
+        finally:
+            if self._starting:  # each bounded by its own timeout
+                await asyncio.wait(set(self._starting))
+            while self._ready:
+                self.release(self._ready.popleft())
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._crashed = task.exception()  # not the broker: a bug, raised by run()
+        self._wanted.set()
+
+    async def _start(self) -> None:
+        upload_id = uuid.uuid4()
+        producer = self._make(upload_id, self._timeout_s)
+        try:
+            await producer.start(_FENCE_TIMEOUT_S)
+            await producer.know(self._topic, _FENCE_TIMEOUT_S)
+        except KafkaException as exc:  # the broker is away: uploads start their own meanwhile
+            self._failures += 1
+            self._retry_at = time.monotonic() + min(0.5 * 2**self._failures, 10.0)
+            log.warning("ready_producer_failed", error=repr(exc)[:200], failures=self._failures)
+            self._closer.close(producer)
+            return
+        self._failures = 0
+        if self._stopping.is_set():
+            self._closer.close(producer)
+        else:
+            self._ready.append(ReadyProducer(upload_id, producer, self._timeout_s))
+
+
+def publish_timeout_s(settings: IngestSettings, spooled_bytes: int) -> float:
+    """Long enough to publish `spooled_bytes` at the slowest accepted pace, no longer."""
+    limits = settings.transactions
+    needed = limits.min_timeout_s + spooled_bytes / limits.min_publish_bytes_per_s
+    return min(needed, limits.max_timeout_s)
+
+
 class RawPublisher:
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        metrics: IngestMetrics | None = None,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self._settings = settings
+        self._metrics = metrics
+        self._closer = BackgroundCloser()
+        self.ready = ReadyProducers(settings, self._producer, self._closer, heartbeat)
+        if metrics is not None:
+            metrics.ready_producers.set_function(lambda: self.ready.count)
 
     def timeout_s(self, spooled_bytes: int) -> float:
-        """Long enough to publish `spooled_bytes` at the slowest accepted pace, no longer."""
-        limits = self._settings.transactions
-        needed = limits.min_timeout_s + spooled_bytes / limits.min_publish_bytes_per_s
-        return min(needed, limits.max_timeout_s)
+        return publish_timeout_s(self._settings, spooled_bytes)
 
     def _producer(self, upload_id: UUID, timeout_s: float) -> TransactionalProducer:
         return TransactionalProducer(
             self._settings.kafka.producer_config(
-                transactional_id(upload_id), transaction_timeout_ms=int(timeout_s * 1000)
+                transactional_id(upload_id),
+                transaction_timeout_ms=int(timeout_s * 1000),
+                eager_connections=True,  # a producer an upload: its start is what counts
             )
         )
+
+    @property
+    def closing(self) -> int:
+        """Producers still being closed in the background."""
+        return self._closer.pending
+
+    async def close(self) -> None:
+        """After the last upload and the ready producers' loop: every producer closed."""
+        await self._closer.drain()
 
     async def publish(
         self,
@@ -81,11 +231,19 @@ class RawPublisher:
         records: Iterable[tuple[bytes, bytes]],
         timeout_s: float,
         before_commit: BeforeCommit,
+        ready: ReadyProducer | None = None,
     ) -> None:
-        """All of `records` in one committed transaction, or none of them (raises)."""
-        producer = self._producer(upload_id, timeout_s)
+        """All of `records` in one committed transaction, or none of them (raises). `ready`:
+        the producer started ahead for this upload id, used when its timeout suffices."""
+        producer = None
+        if ready is not None and ready.upload_id == upload_id and ready.timeout_s >= timeout_s:
+            producer = ready.take()
         try:
-            await producer.start(_FENCE_TIMEOUT_S)
+            if self._metrics is not None:
+                self._metrics.producers.labels("ready" if producer else "started").inc()
+            if producer is None:
+                producer = self._producer(upload_id, timeout_s)
+                await producer.start(_FENCE_TIMEOUT_S)
             producer.begin()
             committed = False
             try:
@@ -112,7 +270,8 @@ class RawPublisher:
                 if not committed:
                     await producer.abort()
         finally:
-            await producer.close()
+            if producer is not None:
+                self._closer.close(producer)
 
     async def fence(self, upload_id: UUID) -> None:
         """Abort whatever transaction an earlier attempt of this upload left open."""
@@ -122,7 +281,7 @@ class RawPublisher:
             # janitor must not hang on a broker that does not answer.
             await producer.start(_FENCE_TIMEOUT_S)
         finally:
-            await producer.close()
+            self._closer.close(producer)
 
     async def outcome(self, probe: str, wait_s: float = 10.0) -> TransactionOutcome:
         """Whether the fenced transaction that wrote `probe` (topic/partition/offset) was

@@ -34,7 +34,7 @@ from ingest.config import IngestSettings
 from ingest.csv_stream import CheckedRows, CsvProblem
 from ingest.leases import LeaseKeeper
 from ingest.metrics import IngestMetrics
-from ingest.publisher import NotOwned, RawPublisher
+from ingest.publisher import NotOwned, RawPublisher, ReadyProducer
 from ingest.repository import ContentAlreadyUploaded, UploadsRepository
 from ingest.spool import Spool, SpoolBudget, SpoolFull
 
@@ -126,14 +126,14 @@ class UploadService:
         reload: bool,
     ) -> UploadOutcome:
         scoped_key = f"{principal.subject}:{idempotency_key}" if idempotency_key else None
-        upload_id, attempt, replay = await self._claim(scoped_key, filename, reload)
+        upload_id, attempt, replay, ready = await self._claim(scoped_key, filename, reload)
         if replay is not None:
             self._metrics.uploads.labels("replayed").inc()
             return replay
         started = time.monotonic()
         try:
-            with self._leases.hold(upload_id):
-                outcome = await self._receive_and_publish(body, upload_id, attempt, filename)
+            with self._leases.hold(upload_id), self._holding(ready):
+                outcome = await self._receive_and_publish(body, upload_id, attempt, filename, ready)
         except (CsvProblem, PayloadTooLarge, SpoolFull) as exc:
             await self._repo.discard(upload_id, attempt)
             self._metrics.uploads.labels("refused").inc()
@@ -180,10 +180,19 @@ class UploadService:
             raise NotFound(f"upload {upload_id} not found")
         return status
 
+    @contextlib.contextmanager
+    def _holding(self, ready: ReadyProducer | None) -> Iterator[None]:
+        """A new upload's ready producer: published with, or closed when the block ends."""
+        try:
+            yield
+        finally:
+            self._publisher.ready.release(ready)
+
     async def _claim(
         self, scoped_key: str | None, filename: str, reload: bool
-    ) -> tuple[UUID, int, UploadOutcome | None]:
-        """Decide which upload this request is: new, a retry to take over, or a replay."""
+    ) -> tuple[UUID, int, UploadOutcome | None, ReadyProducer | None]:
+        """Decide which upload this request is: new, a retry to take over, or a replay.
+        A new upload takes a ready producer, if there is one, and that producer's upload id."""
         if scoped_key is not None:
             existing = await self._repo.find_by_idempotency_key(scoped_key)
             if existing is not None:
@@ -197,6 +206,7 @@ class UploadService:
                             existing["rows_total"],
                             replayed=True,
                         ),
+                        None,
                     )
                 attempt = await self._repo.start_new_attempt(existing["upload_id"], filename)
                 if attempt is None:  # an earlier attempt committed meanwhile: a replay
@@ -210,14 +220,26 @@ class UploadService:
                         raise ServiceUnavailable(
                             "the message broker is unavailable; retry with the same Idempotency-Key"
                         ) from exc
-                return existing["upload_id"], attempt, None
-        upload_id = uuid4()
-        if not await self._repo.create(upload_id, filename, scoped_key, reload):
+                return existing["upload_id"], attempt, None, None
+        ready = self._publisher.ready.take()
+        upload_id = ready.upload_id if ready is not None else uuid4()
+        try:
+            created = await self._repo.create(upload_id, filename, scoped_key, reload)
+        except BaseException:
+            self._publisher.ready.release(ready)
+            raise
+        if not created:
+            self._publisher.ready.release(ready)
             raise IdempotencyConflict("an upload with this Idempotency-Key is in progress")
-        return upload_id, 1, None
+        return upload_id, 1, None, ready
 
     async def _receive_and_publish(
-        self, body: AsyncIterator[bytes], upload_id: UUID, attempt: int, filename: str
+        self,
+        body: AsyncIterator[bytes],
+        upload_id: UUID,
+        attempt: int,
+        filename: str,
+        ready: ReadyProducer | None,
     ) -> UploadOutcome:
         with Spool(self._settings.spool, self._spool_budget, self._cipher, str(upload_id)) as spool:
             received = await self._receive(body, spool)
@@ -240,6 +262,7 @@ class UploadService:
                         self._raw_records(received, upload_id, filename),
                         self._publisher.timeout_s(spool.bytes),
                         partial(self._repo.record_commit_probe, upload_id, attempt),
+                        ready,
                     )
                 except NotOwned:
                     raise UploadSuperseded(upload_id) from None

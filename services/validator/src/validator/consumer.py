@@ -115,7 +115,14 @@ class ValidatorHandler:
         if self._producer is None:
             producer = TransactionalProducer(
                 self._settings.kafka.producer_config(
-                    self._transactional_id, self._settings.transaction_timeout_ms
+                    self._transactional_id,
+                    self._settings.transaction_timeout_ms,
+                    # Small uploads' batches: lingering only delayed their commit (a
+                    # transaction of this lane's shape, p99 45 -> 14 ms: BENCHMARKS.md).
+                    linger_ms=0 if self._express else None,
+                    # Its output partitions are on every broker anyway; started on a batch's
+                    # path (the first, or after a failure), it must not wait 0.5 s.
+                    eager_connections=True,
                 )
             )
             await with_backoff(lambda: producer.start(self._timeout_s), "producer start", max_s=5)
