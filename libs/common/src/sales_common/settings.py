@@ -78,6 +78,10 @@ class KafkaSettings(BaseModel):
     # docs/BENCHMARKS.md "Kafka batching"; the broker's default message.max.bytes is 1 MiB.
     producer_batch_bytes: int = 256 * 1024
     producer_linger_ms: int = 5
+    # How many bytes of records a producer holds before the broker has them: produce()
+    # then waits (TransactionalProducer.send_all). librdkafka's default, 1 GiB, let ingest
+    # grow by 108 MB publishing a 1 GB upload (docs/BENCHMARKS.md).
+    producer_queue_kbytes: int = 16 * 1024
     # How many bytes of fetched records a consumer buffers ahead of its application.
     consumer_queue_kbytes: int = 16 * 1024
     # How long the broker holds a fetch that has nothing to return. A read_committed fetch
@@ -132,6 +136,7 @@ class KafkaSettings(BaseModel):
             "acks": "all",
             "linger.ms": self.producer_linger_ms if linger_ms is None else linger_ms,
             "batch.size": self.producer_batch_bytes,
+            "queue.buffering.max.kbytes": self.producer_queue_kbytes,
             # The Java client's partitioner: keyed records land where any other Kafka
             # client would put them (librdkafka's default is CRC32-based).
             "partitioner": "murmur2_random",
