@@ -7,7 +7,7 @@ from dashboard import service
 from dashboard.models import Summary
 from dashboard.periods import ALL_TIME, Period
 from dashboard.repository import DashboardRepository
-from dashboard.service import SummaryCache, SummaryQuery
+from dashboard.service import CachedSummary, SummaryCache, SummaryQuery
 
 
 class Reads:
@@ -90,71 +90,66 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
+REPO = DashboardRepository(None)  # type: ignore[arg-type]  # never reached: reads are faked
+QUERY = SummaryQuery(ALL_TIME, 10, None)
+
+
+async def cache_with_one_entry(reads: Reads) -> tuple[SummaryCache, CachedSummary]:
+    """A cache of 1 s ttl holding the all-time summary, read at the clock's `now`."""
+    cache = SummaryCache(ttl_s=1.0)
+    reads.release.set()
+    return cache, await cache.get(REPO, QUERY)
+
+
 async def test_an_entry_past_half_its_ttl_is_read_again_while_readers_keep_it(
     reads: Reads, clock: Clock
 ) -> None:
-    cache = SummaryCache(ttl_s=1.0)
-    repo = DashboardRepository(None)  # type: ignore[arg-type]
-    query = SummaryQuery(ALL_TIME, 10, None)
-    reads.release.set()
-    first = await cache.get(repo, query)
+    cache, first = await cache_with_one_entry(reads)
     reads.release.clear()
     reads.started.clear()
     clock.now += 0.6  # past half the ttl: the next reader starts one read in the background
-    during = [await cache.get(repo, query) for _ in range(5)]
+    during = [await cache.get(REPO, QUERY) for _ in range(5)]
     await reads.started.wait()
     assert during == [first] * 5  # nobody waited for the read
     assert len(reads.made) == 2  # one background read, not one per reader
     reads.release.set()
     await asyncio.gather(*cache._refreshes.values())
     clock.now += 0.5  # the first entry would be past its ttl now; the new one is not
-    refreshed = await cache.get(repo, query)
+    refreshed = await cache.get(REPO, QUERY)
     assert refreshed.summary.total_sales == 2
     assert len(reads.made) == 2
 
 
 async def test_an_entry_is_never_served_past_its_ttl(reads: Reads, clock: Clock) -> None:
-    cache = SummaryCache(ttl_s=1.0)
-    repo = DashboardRepository(None)  # type: ignore[arg-type]
-    query = SummaryQuery(ALL_TIME, 10, None)
-    reads.release.set()
-    await cache.get(repo, query)
+    cache, _ = await cache_with_one_entry(reads)
     clock.now += 1.0
-    assert (await cache.get(repo, query)).summary.total_sales == 2
+    assert (await cache.get(REPO, QUERY)).summary.total_sales == 2
     assert not cache._refreshes  # read by the caller, who waited for it
 
 
 async def test_a_failed_background_read_keeps_the_entry_until_its_ttl(
     reads: Reads, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = SummaryCache(ttl_s=1.0)
-    repo = DashboardRepository(None)  # type: ignore[arg-type]
-    query = SummaryQuery(ALL_TIME, 10, None)
-    reads.release.set()
-    first = await cache.get(repo, query)
+    cache, first = await cache_with_one_entry(reads)
 
     async def broken(_: DashboardRepository, __: SummaryQuery) -> Summary:
         raise ConnectionError("database down")
 
     monkeypatch.setattr(service, "read_summary", broken)
     clock.now += 0.6
-    assert await cache.get(repo, query) == first
+    assert await cache.get(REPO, QUERY) == first
     await asyncio.gather(*cache._refreshes.values(), return_exceptions=True)
-    assert await cache.get(repo, query) == first  # still within its ttl; another try started
+    assert await cache.get(REPO, QUERY) == first  # still within its ttl; another try started
     await asyncio.gather(*cache._refreshes.values(), return_exceptions=True)
     clock.now += 0.4
     with pytest.raises(ConnectionError):
-        await cache.get(repo, query)  # expired: the caller reads and gets the error
+        await cache.get(REPO, QUERY)  # expired: the caller reads and gets the error
 
 
 async def test_close_stops_a_background_read(reads: Reads, clock: Clock) -> None:
-    cache = SummaryCache(ttl_s=1.0)
-    repo = DashboardRepository(None)  # type: ignore[arg-type]
-    query = SummaryQuery(ALL_TIME, 10, None)
-    reads.release.set()
-    await cache.get(repo, query)
+    cache, _ = await cache_with_one_entry(reads)
     reads.release.clear()
     clock.now += 0.6
-    await cache.get(repo, query)
+    await cache.get(REPO, QUERY)
     await cache.close()  # the read waits for a release that never comes: cancelled
     assert not cache._refreshes
