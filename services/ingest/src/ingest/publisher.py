@@ -94,12 +94,13 @@ class ReadyProducers:
         self,
         settings: IngestSettings,
         make: Callable[[UUID, float], TransactionalProducer],
+        timeout_s: float,
         closer: BackgroundCloser,
         heartbeat: Heartbeat | None = None,
     ) -> None:
         self._settings = settings.transactions
         self._topic = settings.kafka.topics.raw_priority
-        self._timeout_s = publish_timeout_s(settings, self._settings.ready_max_bytes)
+        self._timeout_s = timeout_s  # each producer's transaction timeout
         self._make = make
         self._closer = closer
         self._heartbeat = heartbeat or Heartbeat()
@@ -182,13 +183,6 @@ class ReadyProducers:
             self._ready.append(ReadyProducer(upload_id, producer, self._timeout_s))
 
 
-def publish_timeout_s(settings: IngestSettings, spooled_bytes: int) -> float:
-    """Long enough to publish `spooled_bytes` at the slowest accepted pace, no longer."""
-    limits = settings.transactions
-    needed = limits.min_timeout_s + spooled_bytes / limits.min_publish_bytes_per_s
-    return min(needed, limits.max_timeout_s)
-
-
 class RawPublisher:
     def __init__(
         self,
@@ -199,12 +193,18 @@ class RawPublisher:
         self._settings = settings
         self._metrics = metrics
         self._closer = BackgroundCloser()
-        self.ready = ReadyProducers(settings, self._producer, self._closer, heartbeat)
+        ready_timeout_s = self.timeout_s(settings.transactions.ready_max_bytes)
+        self.ready = ReadyProducers(
+            settings, self._producer, ready_timeout_s, self._closer, heartbeat
+        )
         if metrics is not None:
             metrics.ready_producers.set_function(lambda: self.ready.count)
 
     def timeout_s(self, spooled_bytes: int) -> float:
-        return publish_timeout_s(self._settings, spooled_bytes)
+        """Long enough to publish `spooled_bytes` at the slowest accepted pace, no longer."""
+        limits = self._settings.transactions
+        needed = limits.min_timeout_s + spooled_bytes / limits.min_publish_bytes_per_s
+        return min(needed, limits.max_timeout_s)
 
     def _producer(self, upload_id: UUID, timeout_s: float) -> TransactionalProducer:
         return TransactionalProducer(
