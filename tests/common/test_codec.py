@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 from sales_common import codec
 from sales_common.codec import (
+    RawPackStruct,
     RawSaleStruct,
     RejectedSaleStruct,
     ValidatedSaleStruct,
@@ -32,6 +33,7 @@ from sales_common.codec import (
 )
 from sales_common.events import (
     Contract,
+    RawPack,
     RawRecord,
     RawRecords,
     RawSale,
@@ -49,9 +51,10 @@ PAIRS: list[tuple[type[BaseModel], type[msgspec.Struct]]] = [
     (ValidatedSale, ValidatedSaleStruct),
     (RejectedSale, RejectedSaleStruct),
     (Violation, ViolationStruct),
+    (RawPack, RawPackStruct),
 ]
 HOT_DECODERS: list[tuple[type[Contract], Callable[[bytes], Struct]]] = [
-    (RawSale, lambda payload: decode_raw(payload)[0]),
+    (RawSale, lambda payload: decode_raw(payload).rows[0]),
     (ValidatedSale, decode_validated),
     (RejectedSale, decode_rejected),
 ]
@@ -202,7 +205,7 @@ def test_what_producers_write_never_falls_back_to_the_contract(
     # ingest writes sales.raw with RawRecords, received_at as datetime.isoformat().
     at = datetime.now(UTC).isoformat()
     raw = RawRecords("u", 3, "f.csv", at).encode(1, orjson.dumps({"product": "Halal X"}), 1)
-    payloads.append((lambda payload: decode_raw(payload)[0], raw))
+    payloads.append((lambda payload: decode_raw(payload).rows[0], raw))
     monkeypatch.setattr(codec, "decode", refuse)
     for hot_decode, payload in payloads:
         hot_decode(payload)
@@ -327,17 +330,25 @@ def test_the_hot_path_accepts_exactly_what_the_contract_accepts_with_the_same_va
 
 
 def test_a_packed_raw_record_reads_as_its_rows_on_both_paths() -> None:
-    at = datetime.now(UTC).isoformat()
+    at = "2026-11-26T12:00:00.123456Z"  # as pydantic writes it, to compare the bytes
     records = RawRecords("u", 3, "f.csv", at)
     rows = [records.encode(n, orjson.dumps({"product": f"Halal {n}"}), 1) for n in range(1, 6)]
-    packed = RawRecords.pack(rows)
-    hot = decode_raw(packed)
-    contract = raw_sales(packed)
-    assert [r.row_number for r in hot] == [r.row_number for r in contract] == [1, 2, 3, 4, 5]
-    assert [r.fields for r in hot] == [r.fields for r in contract]
-    assert RawRecords.pack(rows[:1]) == rows[0]  # one row stays a plain RawSale
-    broken = RawRecords.pack([rows[0], rows[1].replace(b'"row_number":2', b'"row_number":0')])
-    for refused in (broken, b"[]", b"[1]"):
+    for sealed in ("pii:v1:e1:abc", None):
+        packed = RawRecords.pack(rows, sealed)
+        hot = decode_raw(packed)
+        contract = RawRecord.model_validate_json(packed).root
+        assert isinstance(contract, RawPack)
+        assert encode(contract) == packed  # the bytes the contract writes
+        assert hot.customer_ids == contract.customer_ids == sealed
+        assert [r.row_number for r in hot.rows] == [r.row_number for r in raw_sales(packed)]
+        assert [r.fields for r in hot.rows] == [r.fields for r in contract.rows]
+    # What ingest wrote before packs: a row, or an array of rows.
+    for unpacked, count in ((rows[0], 1), (b"[%s]" % b",".join(rows), 5)):
+        assert decode_raw(unpacked).customer_ids is None
+        assert len(decode_raw(unpacked).rows) == len(raw_sales(unpacked)) == count
+    broken = RawRecords.pack([rows[0], rows[1].replace(b'"row_number":2', b'"row_number":0')], None)
+    empty = b'{"schema_version":1,"customer_ids":null,"rows":[]}'
+    for refused in (broken, empty, b"[]", b"[1]"):
         with pytest.raises(ValidationError):
             decode_raw(refused)
         with pytest.raises(ValidationError):

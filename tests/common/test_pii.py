@@ -10,6 +10,7 @@ from sales_common.pii import (
     PiiSettings,
     UnreadableCustomerId,
     row_context,
+    rows_context,
 )
 
 
@@ -81,6 +82,31 @@ def test_after_a_rotation_the_new_key_encrypts_and_the_old_one_still_decrypts() 
     assert after.decrypt(token, row_context("u", 1)) == "CUST-1"
     with pytest.raises(UnreadableCustomerId, match="unknown key 'e1'"):
         cipher("b" * 32, "e2").decrypt(token, row_context("u", 1))
+
+
+def test_the_ids_of_consecutive_rows_open_only_for_those_rows() -> None:
+    c = cipher()
+    ids = [b'"CUST-1"', b"null", b'" "']
+    token = c.seal_ids(ids, "u", 7)
+    assert token.startswith("pii:v1:e1:")
+    assert "CUST-1" not in token
+    assert c.open_ids(token, "u", 7, 3) == ["CUST-1", None, " "]
+    # Moved to another upload or rows, cut short or lengthened: it does not open.
+    for upload, first, count in (("v", 7, 3), ("u", 8, 3), ("u", 7, 2), ("u", 7, 4)):
+        with pytest.raises(UnreadableCustomerId):
+            c.open_ids(token, upload, first, count)
+    with pytest.raises(UnreadableCustomerId):  # nor does one row's token
+        c.open_ids(c.encrypt("CUST-1", row_context("u", 7)), "u", 7, 1)
+    after = cipher("b" * 32, "e2", e1="a" * 32)
+    assert after.open_ids(token, "u", 7, 3) == ["CUST-1", None, " "]
+
+
+def test_sealed_ids_that_are_not_one_text_per_row_are_refused() -> None:
+    c = cipher()
+    for plain in (b'{"a": 1}', b"[1, 2]", b"not json"):
+        token = c._seal(plain, rows_context("u", 1, 2))
+        with pytest.raises(UnreadableCustomerId):
+            c.open_ids(token, "u", 1, 2)
 
 
 def test_reveal_decrypts_in_place_and_leaves_clear_ids_alone() -> None:

@@ -6,7 +6,7 @@ from ingest.config import SpoolSettings
 from ingest.csv_stream import CheckedRows, CsvProblem
 from ingest.spool import Spool, SpoolBudget, SpoolFull
 from pydantic import SecretStr
-from sales_common.pii import EncryptionSettings, FieldCipher, row_context
+from sales_common.pii import EncryptionSettings, FieldCipher, UnreadableCustomerId
 
 CIPHER = FieldCipher(EncryptionSettings(key=SecretStr("s" * 32), key_id="e1"))
 
@@ -20,28 +20,42 @@ def test_rows_come_back_in_order_and_the_budget_is_returned() -> None:
         spool.write(columns, [])
         spool.write(columns, rows[1:])
         assert budget.free == (1 << 20) - spool.bytes
-        assert [(count, orjson.loads(fields)) for count, fields in spool.rows()] == [
-            (3, {"product": "Halal A", "price": "1", "quantity": "2"}),
-            (4, {"product": 'quote " and, comma', "price": "", "quantity": "\n"}),
-            (1, {"product": "short"}),
+        assert [(count, orjson.loads(fields), i) for count, fields, i in spool.rows()] == [
+            (3, {"product": "Halal A", "price": "1", "quantity": "2"}, None),
+            (4, {"product": 'quote " and, comma', "price": "", "quantity": "\n"}, None),
+            (1, {"product": "short"}, None),
         ]
     assert budget.free == 1 << 20
 
 
 def test_customer_ids_are_encrypted_before_they_reach_the_disk() -> None:
-    columns = ["product", "price", "quantity", "customer_id"]
-    rows = [["Halal A", "1", "2", "CUST-7"], ["Halal B", "1", "2", " "], ["Halal C", "1", "2"]]
+    columns = ["product", "customer_id", "price", "quantity"]
+    rows = [
+        ["Halal A", "CUST-7", "1", "2"],
+        ["Halal B", " ", "1", "2", "extra"],
+        ["Halal C"],
+        ["Halal D", "CUST-8", "3", "4"],
+    ]
     with Spool(SpoolSettings(), SpoolBudget(1 << 20), CIPHER, "u") as spool:
-        spool.write(columns, rows[:1])
-        spool.write(columns, rows[1:])
+        spool.write(columns, [list(cells) for cells in rows[:2]])
+        spool.write(columns, [list(cells) for cells in rows[2:]])
         spool._file.seek(0)
-        assert b"CUST-7" not in spool._file.read()
-        fields = [orjson.loads(f) for _, f in spool.rows()]
-    token = fields[0]["customer_id"]
-    assert token.startswith("pii:v1:e1:")
-    assert CIPHER.decrypt(token, row_context("u", 1)) == "CUST-7"
-    assert fields[1]["customer_id"] == " "  # nothing to hide in a blank
-    assert "customer_id" not in fields[2]
+        on_disk = spool._file.read()
+        read = [(count, orjson.loads(fields), i) for count, fields, i in spool.rows()]
+    assert b"CUST-" not in on_disk
+    # The ids of each write sealed together, bound to the upload and the rows they belong to.
+    tokens = [line.split(b" ")[1].decode() for line in on_disk.splitlines() if line[:1] == b"*"]
+    assert len(tokens) == 2
+    assert all(token.startswith("pii:v1:e1:") for token in tokens)
+    assert CIPHER.open_ids(tokens[1], "u", 3, 2) == [None, "CUST-8"]
+    with pytest.raises(UnreadableCustomerId):
+        CIPHER.open_ids(tokens[1], "u", 1, 2)
+    assert read == [
+        (4, {"product": "Halal A", "price": "1", "quantity": "2"}, "CUST-7"),
+        (5, {"product": "Halal B", "price": "1", "quantity": "2"}, " "),
+        (1, {"product": "Halal C"}, None),  # a short row has no id
+        (4, {"product": "Halal D", "price": "3", "quantity": "4"}, "CUST-8"),
+    ]
 
 
 def test_a_full_spool_refuses_with_503() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
-from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
+from sales_common.events import RawPack, RawSale, RejectedSale, ValidatedSale, decode, encode
 from sales_common.pii import (
     CustomerHasher,
     EncryptionSettings,
@@ -129,35 +129,48 @@ async def test_restart_resumes_from_committed_offsets(settings: ValidatorSetting
     assert rows == list(range(1, 81))  # each row exactly once across the restart
 
 
-async def test_a_customer_id_encrypted_under_a_rotated_out_key_still_validates(
+async def test_customer_ids_encrypted_under_a_rotated_out_key_still_validate(
     settings: ValidatorSettings,
 ) -> None:
     """Rows ingest encrypted before a key rotation, still in sales.raw after it, are read
-    with the previous key; one that decrypts under no key is rejected, never passed on."""
+    with the previous key: a pack's sealed ids, and a row's own token (written before packs).
+    Ids that decrypt under no key are rejected with every row of their pack, never passed on."""
     upload = str(uuid.uuid4())
     old = EncryptionSettings(key=SecretStr("o" * 40), key_id="e-old")
-    sealed = FieldCipher(old).encrypt("CUST-ROTATED", row_context(upload, 1))
     stranger = FieldCipher(EncryptionSettings(key=SecretStr("x" * 40), key_id="e-old"))
-    forged = stranger.encrypt("CUST-FORGED", row_context(upload, 2))
     settings.pii_encryption.previous_keys = {"e-old": old.key}
     fields = {"product": "Halal Tea", "price": "2.50", "quantity": "4"}
-    await produce_raw(
-        settings,
-        [
-            raw(upload, 1, **fields, customer_id=sealed),
-            raw(upload, 2, **fields, customer_id=forged),
-        ],
-    )
+    ids = [b'"CUST-ROTATED-1"', b'"CUST-ROTATED-2"']
+    sealed = FieldCipher(old).seal_ids(ids, upload, 1)
+    forged = stranger.seal_ids(ids, upload, 3)
+    legacy = FieldCipher(old).encrypt("CUST-ROTATED-5", row_context(upload, 5))
+
+    def pack(first: int, token: str) -> bytes:
+        rows = [raw(upload, first, **fields), raw(upload, first + 1, **fields)]
+        return encode(RawPack(customer_ids=token, rows=rows))
+
+    records = [
+        (f"{upload}:1".encode(), pack(1, sealed)),
+        (f"{upload}:3".encode(), pack(3, forged)),
+        (f"{upload}:5".encode(), encode(raw(upload, 5, **fields, customer_id=legacy))),
+    ]
+    await produce(settings.kafka, settings.kafka.topics.raw, records)
     topics = settings.kafka.topics
     async with serve(create_app(settings)):
-        validated = await consume(settings.kafka, topics.validated, expected=1)
-        rejected = await consume(settings.kafka, topics.rejected, expected=1)
-    (sale,) = (decode(ValidatedSale, r.value) for r in validated)
-    assert sale.customer_hash == CustomerHasher(settings.pii).hash("CUST-ROTATED")
-    (refused,) = (decode(RejectedSale, r.value) for r in rejected)
-    assert refused.violations[0].rule == "unreadable"
-    assert "does not decrypt" in refused.violations[0].message
-    assert refused.fields == {}  # neither the token nor anything derived from it
+        validated = await consume(settings.kafka, topics.validated, expected=3)
+        rejected = await consume(settings.kafka, topics.rejected, expected=2)
+    sales = sorted((decode(ValidatedSale, r.value) for r in validated), key=lambda s: s.row_number)
+    hasher = CustomerHasher(settings.pii)
+    assert [(s.row_number, s.customer_hash) for s in sales] == [
+        (1, hasher.hash("CUST-ROTATED-1")),
+        (2, hasher.hash("CUST-ROTATED-2")),
+        (5, hasher.hash("CUST-ROTATED-5")),
+    ]
+    refused = [decode(RejectedSale, r.value) for r in rejected]
+    assert [r.violations[0].rule for r in refused] == ["unreadable"] * 2
+    assert all("does not decrypt" in r.violations[0].message for r in refused)
+    assert sorted(r.source or "" for r in refused)[0].endswith("#0")  # each row, by place
+    assert all(r.fields == {} for r in refused)  # neither the token nor anything from it
     everything = b"".join(r.value for r in validated + rejected)
     assert b"CUST-" not in everything
     assert sealed.encode() not in everything

@@ -75,7 +75,7 @@ def test_the_columns_are_the_records_fields_in_contract_order() -> None:
 def test_rows_of_generated_records_are_the_rows_built_from_the_contract() -> None:
     sales = rejections = 0
     for raw in raw_records(20_000, seed=3):
-        [decoded] = decode_raw(raw)
+        [decoded] = decode_raw(raw).rows
         result = validate(decoded, RuleSettings(), HASHER, NOW)
         wire = encode_struct(result)
         if isinstance(result, RejectedSaleStruct):

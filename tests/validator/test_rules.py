@@ -35,7 +35,7 @@ def validate(
 ) -> ValidatedSale | RejectedSale:
     """The rules as the validator runs them (the record decoded and the result encoded by the
     hot path), read back through the contract, as every reader of the topics reads them."""
-    [decoded] = decode_raw(encode(raw))
+    [decoded] = decode_raw(encode(raw)).rows
     result = rules.validate(decoded, settings, hasher, now)
     if isinstance(result, ValidatedSaleStruct):
         return decode(ValidatedSale, encode_struct(result))

@@ -18,7 +18,7 @@ HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))
 def test_generated_rows_are_written_as_the_contract_writes_them() -> None:
     outcomes = {"valid": 0, "rejected": 0}
     for payload in raw_records(20_000):
-        [raw] = decode_raw(payload)
+        [raw] = decode_raw(payload).rows
         contract_raw = decode(RawSale, payload)
         assert (raw.upload_id, raw.row_number, raw.fields, raw.received_at) == (
             contract_raw.upload_id,

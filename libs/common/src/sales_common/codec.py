@@ -55,6 +55,14 @@ class RawSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc
     received_at: datetime
 
 
+class RawPackStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """events.RawPack."""
+
+    schema_version: Literal[1] = 1
+    customer_ids: str | None = None
+    rows: Annotated[list[RawSaleStruct], msgspec.Meta(min_length=1)]
+
+
 class ValidatedSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """events.ValidatedSale; `price` and `amount` are the exact decimals as written."""
 
@@ -96,7 +104,9 @@ class RejectedSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 _ENCODER = msgspec.json.Encoder()
-_RAW = msgspec.json.Decoder(
+_PACK = msgspec.json.Decoder(RawPackStruct)
+# What ingest wrote before packs: a row, or an array of rows (events.RawRecord).
+_UNPACKED = msgspec.json.Decoder(
     RawSaleStruct | Annotated[list[RawSaleStruct], msgspec.Meta(min_length=1)]
 )
 _VALIDATED = msgspec.json.Decoder(ValidatedSaleStruct)
@@ -108,14 +118,22 @@ def encode_struct(record: RawSaleStruct | ValidatedSaleStruct | RejectedSaleStru
     return _ENCODER.encode(record)
 
 
-def decode_raw(payload: bytes) -> list[RawSaleStruct]:
-    """The rows of a `sales.raw` record (one row, or several of one upload); raises
-    pydantic's ValidationError for what the contract refuses."""
+def decode_raw(payload: bytes) -> RawPackStruct:
+    """A `sales.raw` record as a pack (a row or an array of rows, what ingest wrote before
+    packs, as a pack without sealed ids); raises pydantic's ValidationError for what the
+    contract refuses."""
     try:
-        decoded = _RAW.decode(payload)
+        return _decode_raw(payload)
     except msgspec.MsgspecError:
-        decoded = _RAW.decode(RawRecord.model_validate_json(payload).model_dump_json())
-    return decoded if isinstance(decoded, list) else [decoded]
+        return _decode_raw(RawRecord.model_validate_json(payload).model_dump_json())
+
+
+def _decode_raw(payload: bytes | str) -> RawPackStruct:
+    try:
+        return _PACK.decode(payload)
+    except msgspec.MsgspecError:
+        rows = _UNPACKED.decode(payload)
+    return RawPackStruct(rows=rows if isinstance(rows, list) else [rows])
 
 
 def _plain_decimal(text: str) -> bool:

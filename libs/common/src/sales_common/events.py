@@ -50,24 +50,44 @@ class RawSale(Contract):
     received_at: datetime
 
 
-class RawRecord(RootModel[RawSale | Annotated[list[RawSale], Field(min_length=1)]]):
-    """A `sales.raw` record: one row, or consecutive rows of one upload (ingest packs up to
-    `INGEST_UPLOADS__ROWS_PER_RECORD` rows in a record: a Kafka record per row cost the
-    broker and both clients more than the rows' own work; docs/BENCHMARKS.md)."""
+class RawPack(Contract):
+    """Consecutive rows of one upload, as ingest writes them: a Kafka record per row cost the
+    broker and both clients more than the rows' own work, and an encryption per row more
+    than the rows' validation (docs/BENCHMARKS.md). The rows' customer ids are not in their
+    `fields`: they are sealed together in `customer_ids`."""
+
+    customer_ids: str | None = Field(
+        default=None,
+        description="The rows' customer ids (a JSON array, null for a row without one), "
+        "encrypted: `pii:v1:<key id>:<base64url(nonce + AES-256-GCM ciphertext)>`, bound to "
+        "the upload id, the first row number and the row count. Null when the file has no "
+        "customer_id column.",
+    )
+    rows: list[RawSale] = Field(min_length=1)
+
+
+class RawRecord(RootModel[RawPack | RawSale | Annotated[list[RawSale], Field(min_length=1)]]):
+    """A `sales.raw` record: a pack of rows (`INGEST_UPLOADS__ROWS_PER_RECORD` at most).
+    A single row or a plain array of rows, each customer id sealed in its own field, are
+    what ingest wrote before packs; the validator still reads them."""
 
     model_config = ConfigDict(frozen=True)
 
     def rows(self) -> list[RawSale]:
-        return self.root if isinstance(self.root, list) else [self.root]
+        root = self.root
+        if isinstance(root, RawPack):
+            return root.rows
+        return root if isinstance(root, list) else [root]
 
 
 def raw_sales(payload: bytes) -> list[RawSale]:
-    """The rows of a `sales.raw` record, checked against the contract."""
+    """The rows of a `sales.raw` record, checked against the contract (a pack's customer ids
+    stay sealed)."""
     return RawRecord.model_validate_json(payload).rows()
 
 
 class RawRecords:
-    """Encodes one upload's `RawSale` records without a model or a dict per row (ingest's
+    """Encodes one upload's `RawPack` records without a model or a dict per row (ingest's
     hot path): the upload's constant parts are encoded once, and each row's `fields` object
     arrives already JSON-encoded (ingest spools it that way).
 
@@ -87,9 +107,13 @@ class RawRecords:
         )
 
     @staticmethod
-    def pack(rows: list[bytes]) -> bytes:
-        """One record of consecutive encoded rows (a single row stays a plain RawSale)."""
-        return rows[0] if len(rows) == 1 else b"[%s]" % b",".join(rows)
+    def pack(rows: list[bytes], customer_ids: str | None) -> bytes:
+        """One record of consecutive encoded rows and the token of their customer ids."""
+        return b'{"schema_version":%d,"customer_ids":%s,"rows":[%s]}' % (
+            SCHEMA_VERSION,
+            b"null" if customer_ids is None else orjson.dumps(customer_ids),
+            b",".join(rows),
+        )
 
     def encode(self, row_number: int, fields_json: bytes, field_count: int) -> bytes:
         return b'%s%d,"fields":%s,"field_count":%d%s' % (

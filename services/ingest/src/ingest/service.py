@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from uuid import UUID, uuid4
 
+import orjson
 from confluent_kafka import KafkaException
 from sales_common.auth import Principal
 from sales_common.db import is_transient_db_error
@@ -311,21 +312,35 @@ class UploadService:
         self, received: _Received, upload_id: UUID, filename: str
     ) -> Iterator[tuple[bytes, bytes]]:
         """The upload's rows, packed: up to `rows_per_record` consecutive rows a record, and
-        no more than `record_bytes` (a longer single row travels alone)."""
+        no more than `record_bytes` (a longer single row travels alone), with their customer
+        ids sealed together."""
         limits = self._settings.uploads
         upload = str(upload_id)
         records = RawRecords(upload, len(received.columns), filename, received.received_at)
+        has_ids = "customer_id" in received.columns
         pack: list[bytes] = []
+        ids: list[bytes] = []
         size = 0
         first = 1
-        for row_number, (field_count, fields_json) in enumerate(received.spool.rows(), 1):
+
+        def record() -> tuple[bytes, bytes]:
+            sealed = self._cipher.seal_ids(ids, upload, first) if has_ids else None
+            return f"{upload}:{first}".encode(), RawRecords.pack(pack, sealed)
+
+        for row_number, (field_count, fields_json, customer_id) in enumerate(
+            received.spool.rows(), 1
+        ):
             row = records.encode(row_number, fields_json, field_count)
+            encoded_id = orjson.dumps(customer_id)
+            # Its id travels in the pack's token: base64, 4/3 of its JSON.
+            row_size = len(row) + 1 + (len(encoded_id) + 1) * 4 // 3 + 1
             if pack and (
-                len(pack) == limits.rows_per_record or size + len(row) > limits.record_bytes
+                len(pack) == limits.rows_per_record or size + row_size > limits.record_bytes
             ):
-                yield f"{upload}:{first}".encode(), RawRecords.pack(pack)
-                pack, size, first = [], 0, row_number
+                yield record()
+                pack, ids, size, first = [], [], 0, row_number
             pack.append(row)
-            size += len(row) + 1
+            ids.append(encoded_id)
+            size += row_size
         if pack:
-            yield f"{upload}:{first}".encode(), RawRecords.pack(pack)
+            yield record()

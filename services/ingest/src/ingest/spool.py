@@ -7,6 +7,7 @@ and a disk budget shared by every upload bounds the spool.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from types import TracebackType
 
 import orjson
 from sales_common.errors import ServiceUnavailable
-from sales_common.pii import FieldCipher, row_context
+from sales_common.pii import FieldCipher
 
 from ingest.config import SpoolSettings
 
@@ -49,7 +50,10 @@ class Spool:
     """One upload's checked rows in an unnamed temp file (nothing is left on disk when the
     process dies), one line per row: `<field count> <fields as a JSON object>`. The fields
     are encoded once, here, and copied into the Kafka record as they are at publish time.
-    A customer id is encrypted here, before it touches the disk (sales_common.pii)."""
+
+    Customer ids are encrypted here, before they touch the disk (sales_common.pii): taken
+    out of the rows' fields, the ids of each write are sealed together on a line of their
+    own before its rows, `*<row count> <token>`."""
 
     def __init__(
         self, settings: SpoolSettings, budget: SpoolBudget, cipher: FieldCipher, upload_id: str
@@ -67,32 +71,42 @@ class Spool:
     def write(self, columns: list[str], rows: list[list[str]]) -> None:
         if not rows:
             return
+        counts = [len(cells) for cells in rows]
+        lines = []
         if "customer_id" in columns:
-            self._seal(columns.index("customer_id"), rows)
+            lines.append(self._seal_ids(columns.index("customer_id"), rows))
+            columns = [column for column in columns if column != "customer_id"]
+        lines += [
+            b"%d %s\n" % (count, orjson.dumps(dict(zip(columns, cells, strict=False))))
+            for count, cells in zip(counts, rows, strict=True)
+        ]
         self._rows += len(rows)
-        data = b"".join(
-            [
-                b"%d %s\n" % (len(cells), orjson.dumps(dict(zip(columns, cells, strict=False))))
-                for cells in rows
-            ]
-        )
+        data = b"".join(lines)
         self._budget.take(len(data))
         self.bytes += len(data)
         self._file.write(data)
 
-    def _seal(self, column: int, rows: list[list[str]]) -> None:
-        for number, cells in enumerate(rows, self._rows + 1):
-            if column < len(cells) and cells[column].strip():
-                context = row_context(self._upload_id, number)
-                cells[column] = self._cipher.encrypt(cells[column], context)
+    def _seal_ids(self, column: int, rows: list[list[str]]) -> bytes:
+        """The line of these rows' ids, each taken out of its row's cells."""
+        ids = [orjson.dumps(cells.pop(column) if column < len(cells) else None) for cells in rows]
+        token = self._cipher.seal_ids(ids, self._upload_id, self._rows + 1)
+        return b"*%d %s\n" % (len(rows), token.encode())
 
-    def rows(self) -> Iterator[tuple[int, bytes]]:
-        """(field count, fields JSON) of each row, in the order they were written."""
+    def rows(self) -> Iterator[tuple[int, bytes, str | None]]:
+        """(field count, fields JSON, customer id) of each row, in the order they were
+        written."""
         self._file.flush()
         self._file.seek(0)
+        ids: Iterator[str | None] = itertools.repeat(None)
+        number = 0
         for line in self._file:
-            count, _, fields_json = line.rstrip(b"\n").partition(b" ")
-            yield int(count), fields_json
+            head, _, rest = line.rstrip(b"\n").partition(b" ")
+            if head.startswith(b"*"):
+                count = int(head[1:])
+                ids = iter(self._cipher.open_ids(rest.decode(), self._upload_id, number + 1, count))
+                continue
+            number += 1
+            yield int(head), rest, next(ids)
 
     def __enter__(self) -> Spool:
         return self

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from sales_common.codec import (
+    RawPackStruct,
     RejectedSaleStruct,
     ValidatedSaleStruct,
     decode_raw,
@@ -39,7 +40,7 @@ from sales_common.kafka import (
 )
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
-from sales_common.pii import CustomerHasher, FieldCipher
+from sales_common.pii import CustomerHasher, FieldCipher, UnreadableCustomerId
 from sales_common.rejections import unreadable
 
 from validator.config import ValidatorSettings
@@ -139,20 +140,29 @@ class ValidatorHandler:
         rules, hasher, cipher = self._settings.rules, self._hasher, self._cipher
         for record in records:
             try:
-                rows = decode_raw(record.value() or b"")
+                pack = decode_raw(record.value() or b"")
             except (ValidationError, ValueError) as exc:
                 # Kept whole: ingest writes every record of an upload, so one that is not
                 # a sales.raw record at all has no row to trust.
                 results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
                 continue
+            rows, source = pack.rows, source_of(record)
+            try:
+                # The ids ingest encrypted, in clear only in this process's memory.
+                ids = _customer_ids(cipher, pack)
+            except UnreadableCustomerId as exc:  # every row kept, with the reason
+                reason = f"not a valid row: {exc}"
+                results.extend(unreadable(f"{source}#{i}", reason, now) for i in range(len(rows)))
+                continue
             for index, raw in enumerate(rows):
                 try:
-                    # The id ingest encrypted, in clear only in this process's memory.
-                    cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
+                    if ids is None:  # before packs: each id sealed in its own field
+                        cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
+                    elif (customer_id := ids[index]) is not None:
+                        raw.fields["customer_id"] = customer_id
                     results.append(validate(raw, rules, hasher, now))
                 except ValueError as exc:  # undecryptable, or no rule foresaw it: kept
-                    source = f"{source_of(record)}#{index}"
-                    results.append(unreadable(source, f"not a valid row: {exc}", now))
+                    results.append(unreadable(f"{source}#{index}", f"not a valid row: {exc}", now))
         return results
 
     def _outgoing(self, results: list[Result]) -> list[Outgoing]:
@@ -189,6 +199,15 @@ class ValidatorHandler:
             self._metrics.processed.labels("valid" if outcome == "valid" else "rejected").inc(count)
         for rule, count in rules.items():
             self._metrics.rejections.labels(rule).inc(count)
+
+
+def _customer_ids(cipher: FieldCipher, pack: RawPackStruct) -> list[str | None] | None:
+    """Each row's customer id (None: the row has none), or None for a record without sealed
+    ids (written before packs)."""
+    if pack.customer_ids is None:
+        return None
+    first = pack.rows[0]
+    return cipher.open_ids(pack.customer_ids, first.upload_id, first.row_number, len(pack.rows))
 
 
 def validator_lanes(
