@@ -86,7 +86,7 @@ def test_after_a_rotation_the_new_key_encrypts_and_the_old_one_still_decrypts() 
 
 def test_the_ids_of_consecutive_rows_open_only_for_those_rows() -> None:
     c = cipher()
-    ids = [b'"CUST-1"', b"null", b'" "']
+    ids = ["CUST-1", None, " "]
     token = c.seal_ids(ids, "u", 7)
     assert token.startswith("pii:v1:e1:")
     assert "CUST-1" not in token
@@ -103,8 +103,8 @@ def test_the_ids_of_consecutive_rows_open_only_for_those_rows() -> None:
 
 def test_sealed_ids_that_are_not_one_text_per_row_are_refused() -> None:
     c = cipher()
-    for plain in (b'{"a": 1}', b"[1, 2]", b"not json"):
-        token = c._seal(plain, rows_context("u", 1, 2))
+    for plain in ('{"a": 1}', "[1, 2]", "not json"):
+        token = c.encrypt(plain, rows_context("u", 1, 2))
         with pytest.raises(UnreadableCustomerId):
             c.open_ids(token, "u", 1, 2)
 

@@ -140,7 +140,7 @@ async def test_customer_ids_encrypted_under_a_rotated_out_key_still_validate(
     stranger = FieldCipher(EncryptionSettings(key=SecretStr("x" * 40), key_id="e-old"))
     settings.pii_encryption.previous_keys = {"e-old": old.key}
     fields = {"product": "Halal Tea", "price": "2.50", "quantity": "4"}
-    ids = [b'"CUST-ROTATED-1"', b'"CUST-ROTATED-2"']
+    ids = ["CUST-ROTATED-1", "CUST-ROTATED-2"]
     sealed = FieldCipher(old).seal_ids(ids, upload, 1)
     forged = stranger.seal_ids(ids, upload, 3)
     legacy = FieldCipher(old).encrypt("CUST-ROTATED-5", row_context(upload, 5))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Sequence
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -160,11 +161,10 @@ class FieldCipher:
         except UnicodeDecodeError as exc:
             raise UnreadableCustomerId("customer_id does not decrypt to text") from exc
 
-    def seal_ids(self, encoded_ids: list[bytes], upload_id: str, first_row: int) -> str:
-        """One token for the ids of rows `first_row`.. of an upload, each given JSON-encoded
-        (a string, or null for a row without one)."""
-        plain = b"[%s]" % b",".join(encoded_ids)
-        return self._seal(plain, rows_context(upload_id, first_row, len(encoded_ids)))
+    def seal_ids(self, ids: Sequence[str | None], upload_id: str, first_row: int) -> str:
+        """One token for the ids of rows `first_row`.. of an upload (None: a row without
+        one)."""
+        return self._seal(orjson.dumps(ids), rows_context(upload_id, first_row, len(ids)))
 
     def open_ids(self, token: str, upload_id: str, first_row: int, count: int) -> list[str | None]:
         """The ids `seal_ids` sealed for these `count` rows; UnreadableCustomerId otherwise."""

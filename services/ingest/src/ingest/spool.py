@@ -88,7 +88,7 @@ class Spool:
 
     def _seal_ids(self, column: int, rows: list[list[str]]) -> bytes:
         """The line of these rows' ids, each taken out of its row's cells."""
-        ids = [orjson.dumps(cells.pop(column) if column < len(cells) else None) for cells in rows]
+        ids = [cells.pop(column) if column < len(cells) else None for cells in rows]
         token = self._cipher.seal_ids(ids, self._upload_id, self._rows + 1)
         return b"*%d %s\n" % (len(rows), token.encode())
 
