@@ -34,6 +34,7 @@ from ingest.config import IngestSettings
 from ingest.csv_stream import CheckedRows, CsvProblem
 from ingest.leases import LeaseKeeper
 from ingest.metrics import IngestMetrics
+from ingest.packing import raw_records
 from ingest.publisher import NotOwned, RawPublisher, ReadyProducer
 from ingest.repository import ContentAlreadyUploaded, UploadsRepository
 from ingest.spool import Spool, SpoolBudget, SpoolFull
@@ -259,7 +260,7 @@ class UploadService:
                     await self._publisher.publish(
                         upload_id,
                         topics.raw_priority if small else topics.raw,
-                        self._raw_records(received, upload_id, filename),
+                        self._raw_records(received, str(upload_id), filename),
                         self._publisher.timeout_s(spool.bytes),
                         partial(self._repo.record_commit_probe, upload_id, attempt),
                         ready,
@@ -308,38 +309,9 @@ class UploadService:
         )
 
     def _raw_records(
-        self, received: _Received, upload_id: UUID, filename: str
+        self, received: _Received, upload_id: str, filename: str
     ) -> Iterator[tuple[bytes, bytes]]:
-        """The upload's rows, packed: up to `rows_per_record` consecutive rows a record, and
-        no more than `record_bytes` (a longer single row travels alone), with their customer
-        ids sealed together."""
+        encoder = RawRecords(upload_id, len(received.columns), filename, received.received_at)
+        cipher = self._cipher if "customer_id" in received.columns else None
         limits = self._settings.uploads
-        upload = str(upload_id)
-        records = RawRecords(upload, len(received.columns), filename, received.received_at)
-        has_ids = "customer_id" in received.columns
-        pack: list[bytes] = []
-        ids: list[str | None] = []
-        size = 0
-        first = 1
-
-        def record() -> tuple[bytes, bytes]:
-            sealed = self._cipher.seal_ids(ids, upload, first) if has_ids else None
-            return f"{upload}:{first}".encode(), RawRecords.pack(pack, sealed)
-
-        for row_number, (field_count, fields_json, customer_id) in enumerate(
-            received.spool.rows(), 1
-        ):
-            row = records.encode(row_number, fields_json, field_count)
-            # Its id travels in the pack's token, at most 8 bytes a character: JSON escapes
-            # a character in 6 at most, and base64 takes 4 for 3.
-            row_size = len(row) + 1 + (len(customer_id or "") + 3) * 8
-            if pack and (
-                len(pack) == limits.rows_per_record or size + row_size > limits.record_bytes
-            ):
-                yield record()
-                pack, ids, size, first = [], [], 0, row_number
-            pack.append(row)
-            ids.append(customer_id)
-            size += row_size
-        if pack:
-            yield record()
+        return raw_records(received.spool.rows(), encoder, upload_id, cipher, limits)
