@@ -141,10 +141,6 @@ class FieldCipher:
             key_id: _aes_key(secret) for key_id, secret in settings.previous_keys.items()
         } | {settings.key_id: self._current}
 
-    @staticmethod
-    def is_token(value: str) -> bool:
-        return value.startswith(_TOKEN_PREFIX)
-
     def encrypt(self, value: str, context: bytes) -> str:
         return self._seal(value.encode(), context)
 
