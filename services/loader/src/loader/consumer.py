@@ -36,6 +36,9 @@ from loader.repository import (
 
 log = get_logger(__name__)
 
+# The uploads a main lane remembers it read unmarked records of, at most (then forgets them all).
+_MAIN_UPLOADS_KEPT = 10_000
+
 
 class LoaderHandler:
     """Stores one lane's batches, each in one PostgreSQL transaction with its offsets."""
@@ -54,6 +57,8 @@ class LoaderHandler:
         # The validator wrote each express-lane record's twin to the main topic too,
         # marked as a copy; the express lane stores it, the main lane skips the copy.
         self._skip_copies = not express
+        # Uploads this lane has read an unmarked record of: see `handle`.
+        self._main_uploads: set[str] = set()
 
     async def resume_offsets(self, partitions: list[Position]) -> dict[Position, int]:
         """The offsets committed with their rows in PostgreSQL."""
@@ -67,28 +72,57 @@ class LoaderHandler:
     async def close(self) -> None:
         """The repository's pool belongs to the service."""
 
-    async def handle(self, records: list[Message], consumer: Consumer) -> None:
-        started = time.monotonic()
-        now = datetime.now(UTC)
-        # Decoded straight into the rows COPY takes.
+    def rows(
+        self, records: list[Message], now: datetime
+    ) -> tuple[list[SaleRow], list[RejectionRow], dict[Position, int]]:
+        """The batch decoded straight into the rows COPY takes, and the offsets it moves to.
+
+        Reading a record's headers builds them as Python objects, 1-3 us a record, more than
+        decoding it. An upload takes one lane as a whole (ingest picks it by its row count), so
+        once a main lane has read an unmarked record of an upload, it no longer looks at the
+        headers of that upload's records. Were one of them an express copy after all, it would
+        be stored like a replay: the idempotent merge keeps the row and every counter once,
+        whichever of the copy and its twin comes first.
+        """
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
         offsets: dict[Position, int] = {}
         sales_topics, skip_copies = self._sales_topics, self._skip_copies
+        main_uploads = self._main_uploads
+        if len(main_uploads) > _MAIN_UPLOADS_KEPT:
+            main_uploads.clear()
         for record in records:
             topic = record.topic() or ""
             offsets[(topic, record.partition() or 0)] = (record.offset() or 0) + 1
-            if skip_copies and EXPRESS_COPY in (record.headers() or ()):
-                continue
             try:
                 if topic in sales_topics:
-                    sales.append(sale_row(decode_validated(record.value() or b"")))
+                    sale = decode_validated(record.value() or b"")
+                    if skip_copies and sale.upload_id not in main_uploads:
+                        if EXPRESS_COPY in (record.headers() or ()):
+                            continue
+                        main_uploads.add(sale.upload_id)
+                    sales.append(sale_row(sale))
                 else:
-                    rejections.append(rejection_row(decode_rejected(record.value() or b"")))
+                    rejection = decode_rejected(record.value() or b"")
+                    upload = rejection.upload_id
+                    if skip_copies and upload not in main_uploads:
+                        if EXPRESS_COPY in (record.headers() or ()):
+                            continue
+                        if upload is not None:  # an unreadable record's: not one upload's
+                            main_uploads.add(upload)
+                    rejections.append(rejection_row(rejection))
             except (ValidationError, ValueError) as exc:
+                if skip_copies and EXPRESS_COPY in (record.headers() or ()):
+                    continue
                 rejections.append(
                     rejection_row(unreadable(source_of(record), f"not a valid record: {exc}", now))
                 )
+        return sales, rejections, offsets
+
+    async def handle(self, records: list[Message], consumer: Consumer) -> None:
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        sales, rejections, offsets = self.rows(records, now)
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:

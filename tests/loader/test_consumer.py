@@ -1,0 +1,98 @@
+"""Which records of a batch the loader stores: the main lane skips the express copies (marked
+by their header) and stores everything else, without reading the headers of an upload it has
+already read an unmarked record of."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import cast
+
+from confluent_kafka import Message
+from loader.config import LoaderSettings
+from loader.consumer import LoaderHandler
+from loader.metrics import LoaderMetrics
+from loader.repository import LoaderRepository
+from prometheus_client import CollectorRegistry
+from sales_common.codec import encode_struct
+from sales_common.events import encode, record_headers
+from sales_common.rejections import unreadable
+
+from tests.helpers import validated_sale
+
+NOW = datetime(2026, 11, 26, 12, 0, 1, tzinfo=UTC)
+SETTINGS = LoaderSettings()
+TOPICS = SETTINGS.kafka.topics
+
+
+def handler(express: bool = False) -> LoaderHandler:
+    repository = cast(LoaderRepository, None)  # rows() never touches the database
+    return LoaderHandler(SETTINGS, repository, LoaderMetrics(CollectorRegistry()), express)
+
+
+def record(topic: str, offset: int, value: bytes, copy: bool = False) -> Message:
+    headers: list[tuple[str, str | bytes | None]] = [*record_headers(express_copy=copy)]
+    return Message(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        value=value,
+        headers=headers,
+    )
+
+
+def sale(upload: str, row: int) -> bytes:
+    return encode(validated_sale(upload, row, "Halal A", "1.00", 1))
+
+
+def stored_rows(lane: LoaderHandler, records: list[Message]) -> list[tuple[str, int | None]]:
+    sales, rejections, _ = lane.rows(records, NOW)
+    return [(row[1], row[2]) for row in sales] + [(str(row[1]), row[2]) for row in rejections]
+
+
+def test_the_main_lane_skips_express_copies_and_stores_the_rest() -> None:
+    big, small = str(uuid.uuid4()), str(uuid.uuid4())
+    records = [
+        record(TOPICS.validated, 0, sale(big, 1)),
+        record(TOPICS.validated, 1, sale(small, 1), copy=True),
+        record(TOPICS.validated, 2, sale(big, 2)),
+        record(TOPICS.validated, 3, sale(small, 2), copy=True),
+        record(TOPICS.rejected, 0, encode_struct(unreadable("t/0/1", "bad", NOW)), copy=True),
+        record(TOPICS.rejected, 1, b"not json", copy=True),
+        record(TOPICS.rejected, 2, b"not json"),
+    ]
+    sales, rejections, offsets = handler().rows(records, NOW)
+    assert [(row[1], row[2]) for row in sales] == [(big, 1), (big, 2)]
+    assert [row[6] for row in rejections] == [f"{TOPICS.rejected}/0/2"]
+    assert offsets == {(TOPICS.validated, 0): 4, (TOPICS.rejected, 0): 3}
+
+
+def test_copies_are_told_apart_in_every_batch() -> None:
+    """Remembering the uploads read unmarked never lets another upload's copies through."""
+    lane = handler()
+    for batch in range(3):
+        big, small = str(uuid.uuid4()), str(uuid.uuid4())
+        records = [
+            record(TOPICS.validated, 2 * batch, sale(big, 1)),
+            record(TOPICS.validated, 2 * batch + 1, sale(small, 1), copy=True),
+        ]
+        assert stored_rows(lane, records) == [(big, 1)]
+
+
+def test_an_upload_read_unmarked_is_stored_without_looking_again() -> None:
+    """A copy of an upload whose unmarked record came first is stored: the merge's idempotency
+    on event_id keeps its row once. Ingest sends an upload down one lane, so this does not
+    happen; the test pins that headers are read once per upload, not once per record."""
+    upload = str(uuid.uuid4())
+    records = [
+        record(TOPICS.validated, 0, sale(upload, 1)),
+        record(TOPICS.validated, 1, sale(upload, 2), copy=True),
+    ]
+    assert stored_rows(handler(), records) == [(upload, 1), (upload, 2)]
+
+
+def test_the_express_lane_stores_every_record() -> None:
+    upload = str(uuid.uuid4())
+    records = [
+        record(TOPICS.validated_priority, 0, sale(upload, 1)),
+        record(TOPICS.validated_priority, 1, sale(upload, 2), copy=True),
+    ]
+    assert stored_rows(handler(express=True), records) == [(upload, 1), (upload, 2)]
