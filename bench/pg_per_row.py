@@ -501,7 +501,8 @@ async def run_once(v: Variant, load: Workload, explain: bool, icu_locale: str | 
             max_size=1,
             max_inactive_connection_lifetime=0,  # one backend for the whole run
             server_settings={"application_name": "bench.pg_per_row"},  # to find it (perf)
-            init=register_json_codecs,
+            # the variant's own connection set-up, if it has one
+            init=getattr(v.module, "init_connection", register_json_codecs),
         )
         try:
             async with pool.acquire() as conn:

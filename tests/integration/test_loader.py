@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import partial
 
@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from loader.config import LoaderSettings
 from loader.main import create_app
-from loader.repository import LoaderRepository, rejection_row, sale_row
+from loader.repository import LoaderRepository, init_connection, rejection_row, sale_row
 from sales_common.codec import decode_rejected, decode_validated
 from sales_common.db import close_pool, create_pool, register_json_codecs
 from sales_common.events import (
@@ -253,7 +253,7 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
             [rejection(upload, 4, "required")],
         ),
     ]
-    pool = await create_pool(postgres_settings, init=register_json_codecs)
+    pool = await create_pool(postgres_settings, init=init_connection)
     try:
         repo = LoaderRepository(pool, "loader")
         stored = []
@@ -282,3 +282,30 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
     assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
         "required": 1
     }
+
+
+async def test_timestamps_are_copied_as_asyncpg_copies_them(database: str) -> None:
+    """The loader's own timestamptz codec stores and reads what asyncpg's does: aware times in
+    any offset, a naive one (local time), the infinities, times before 2000."""
+    moments = [
+        datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=timezone(timedelta(hours=-8))),
+        datetime(2026, 7, 1, 8, 15),
+        datetime.max,
+        datetime.min,
+    ]
+    stored: list[list[tuple[str, datetime]]] = []
+    for init in (register_json_codecs, init_connection):
+        connection = await asyncpg.connect(database)
+        try:
+            await init(connection)
+            await connection.execute("CREATE TEMP TABLE moments (n int, at timestamptz)")
+            await connection.copy_records_to_table("moments", records=list(enumerate(moments)))
+            rows = await connection.fetch("SELECT at::text, at FROM moments ORDER BY n")
+            stored.append([(row[0], row[1]) for row in rows])
+        finally:
+            await connection.close()
+    assert stored[1] == stored[0]
+    assert stored[1][0] == ("2026-11-26 12:00:01.654321+00", moments[0])

@@ -10,7 +10,6 @@ from sales_common.db import (
     close_pool,
     create_pool,
     is_transient_db_error,
-    register_json_codecs,
 )
 from sales_common.errors import install_error_handlers
 from sales_common.kafka import KafkaProbe, with_backoff
@@ -21,7 +20,7 @@ from sales_common.schema.migrations import migrate
 from loader.config import LoaderSettings
 from loader.consumer import loader_lanes
 from loader.metrics import LoaderMetrics
-from loader.repository import LoaderRepository
+from loader.repository import LoaderRepository, init_connection
 from loader.state import LoaderState
 
 
@@ -43,7 +42,7 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
                 )
             pool = await create_pool(
                 settings.postgres,
-                init=register_json_codecs,
+                init=init_connection,
                 application_name=settings.service_name,
             )
             stack.push_async_callback(close_pool, pool)
