@@ -57,7 +57,7 @@ class LoaderHandler:
         # The validator wrote each express-lane record's twin to the main topic too,
         # marked as a copy; the express lane stores it, the main lane skips the copy.
         self._skip_copies = not express
-        # Uploads this lane has read an unmarked record of: see `handle`.
+        # Uploads this lane has read an unmarked record of: see `rows`.
         self._main_uploads: set[str] = set()
 
     async def resume_offsets(self, partitions: list[Position]) -> dict[Position, int]:
