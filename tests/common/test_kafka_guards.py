@@ -1,8 +1,16 @@
+import asyncio
 import threading
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from sales_common.kafka import call_in_thread, is_transient
+from sales_common.kafka import (
+    Outgoing,
+    TransactionalProducer,
+    call_in_thread,
+    error_of,
+    is_transient,
+)
 from sales_common.settings import KafkaSettings
 
 
@@ -54,3 +62,40 @@ def test_eager_connections_and_linger_are_asked_for_per_producer() -> None:
     assert usual["linger.ms"] == settings.producer_linger_ms
     assert (eager["enable.sparse.connections"], eager["linger.ms"]) == (False, 0)
     Producer(eager).close()  # refused with "No such configuration property" were it gone
+
+
+def unreachable_producer(queued: int, timeout_ms: int) -> TransactionalProducer:
+    """A producer whose queue holds `queued` records and never empties by itself."""
+    return TransactionalProducer(
+        {
+            "bootstrap.servers": "127.0.0.1:1",
+            "queue.buffering.max.messages": queued,
+            "transaction.timeout.ms": timeout_ms,
+            "log_level": 0,
+        }
+    )
+
+
+async def test_send_all_queues_every_record_and_reports_the_first() -> None:
+    producer = unreachable_producer(queued=10, timeout_ms=1000)
+    reports: list[tuple[KafkaError | None, bytes | None]] = []
+    records = [("t", b"k%d" % n, b"v%d" % n, [("h", b"1")]) for n in range(3)]
+    assert await producer.send_all(records, first=lambda e, m: reports.append((e, m.value()))) == 3
+    producer._producer.purge()  # undeliverable here: each report is served at once
+    producer._producer.poll(0)
+    assert [(error.code() if error else None, value) for error, value in reports] == [
+        (KafkaError._PURGE_QUEUE, b"v0")
+    ]
+
+
+async def test_send_all_waits_for_room_then_gives_up_at_the_transaction_timeout() -> None:
+    producer = unreachable_producer(queued=1, timeout_ms=1000)  # its least
+    records: list[Outgoing] = [("t", b"k", b"v", []), ("t", b"k", b"v", [])]
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.1, producer._producer.purge)  # deliveries make room
+    assert await producer.send_all(records) == 2
+    started = time.monotonic()
+    with pytest.raises(KafkaException) as raised:
+        await producer.send_all(records)
+    assert error_of(raised.value).code() == KafkaError._QUEUE_FULL
+    assert 1 <= time.monotonic() - started < 3

@@ -48,6 +48,9 @@ _ADMIN_TIMEOUT_S = 15.0
 Headers = list[tuple[str, bytes]]
 # One record to produce: topic, key, value, headers.
 Outgoing = tuple[str, bytes, bytes, Headers]
+# What Producer.produce takes as headers. Named once: `cast()` of the written-out type
+# evaluated it (three generic aliases) per record, ~0.4 us of a ~2 us produce.
+_ProduceHeaders = list[tuple[str, str | bytes | None]]
 
 
 class KafkaProbe:
@@ -290,37 +293,54 @@ class TransactionalProducer:
     ) -> int:
         """Queue `records` in the open transaction; returns how many. `first` hears the
         delivery report of the first one. With `yield_every`, other tasks get a turn
-        every that many records (a long upload must not starve the event loop)."""
+        every that many records (a long upload must not starve the event loop).
+
+        It runs for every output record, so a record that finds room costs one produce()
+        call and a few additions; waiting for room is `_produce_when_room`."""
         producer = self._producer
+        produce = producer.produce
         count = 0
+        unpolled = self._unpolled
         for topic, key, value, headers in records:
-            blocked_since = 0.0
-            while True:
-                try:
-                    producer.produce(
-                        topic,
-                        value,
-                        key,
-                        headers=cast(list[tuple[str, str | bytes | None]], headers),
-                        on_delivery=first if not count else None,
+            try:
+                if count or first is None:
+                    produce(topic, value, key, headers=cast(_ProduceHeaders, headers))
+                else:
+                    produce(
+                        topic, value, key, headers=cast(_ProduceHeaders, headers), on_delivery=first
                     )
-                    break
-                except BufferError:  # librdkafka's queue is full: wait for deliveries
-                    now = time.monotonic()
-                    blocked_since = blocked_since or now
-                    if now - blocked_since > self._max_wait_s:
-                        raise KafkaException(
-                            KafkaError(KafkaError._QUEUE_FULL, "no room for records: aborting")
-                        ) from None
-                    await asyncio.to_thread(producer.poll, 0.05)
+            except BufferError:  # librdkafka's queue is full: wait for deliveries
+                await self._produce_when_room(
+                    (topic, key, value, headers), None if count else first
+                )
             count += 1
-            self._unpolled += 1
-            if self._unpolled >= _POLL_EVERY:
+            unpolled += 1
+            if unpolled >= _POLL_EVERY:
                 producer.poll(0)
-                self._unpolled = 0
+                unpolled = 0
             if yield_every and count % yield_every == 0:
                 await asyncio.sleep(0)
+        self._unpolled = unpolled
         return count
+
+    async def _produce_when_room(self, record: Outgoing, on_delivery: Delivered | None) -> None:
+        """Queue `record` once librdkafka's queue has room, serving delivery reports off
+        the event loop meanwhile; raises once the wait outlasts the transaction."""
+        topic, key, value, headers = record
+        producer = self._producer
+        blocked_since = time.monotonic()
+        while time.monotonic() - blocked_since <= self._max_wait_s:
+            await asyncio.to_thread(producer.poll, 0.05)
+            with contextlib.suppress(BufferError):
+                producer.produce(
+                    topic,
+                    value,
+                    key,
+                    headers=cast(_ProduceHeaders, headers),
+                    on_delivery=on_delivery,
+                )
+                return
+        raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, "no room for records: aborting"))
 
     async def flush(self, timeout_s: float) -> None:
         """Wait until every queued record is acknowledged (or failed)."""
