@@ -91,5 +91,13 @@ def test_event_id_is_deterministic_and_prefers_transaction_id() -> None:
     assert len(event_id_for("u1", 1, None)) == 32
 
 
+def test_event_ids_are_the_stored_ones() -> None:
+    """Every stage and every stored row keys on these values: a change of form is a change
+    of every id (replays would no longer be recognised)."""
+    assert event_id_for("u1", 7, "T-1") == "8c2f28cb1c52b9aa0a778861aebe8617"  # sha256("txn:T-1")
+    assert event_id_for("u1", 7, None) == "c0ec3953feb85f2eeeb4b8a1bc779d4d"  # sha256("row:u1:7")
+    assert event_id_for("u1", 7, "") == event_id_for("u1", 7, None)
+
+
 def test_every_record_carries_content_type_and_schema_version_headers() -> None:
     assert dict(record_headers()) == {"content-type": b"application/json", "schema-version": b"1"}

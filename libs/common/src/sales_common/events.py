@@ -197,8 +197,20 @@ def event_id_for(upload_id: str, row_number: int, transaction_id: str | None) ->
     identified by its upload, which is bound to the file's content hash (one upload per
     content hash, see ingest), and its position in the file.
     """
-    source = f"txn:{transaction_id}" if transaction_id else f"row:{upload_id}:{row_number}"
-    return hashlib.sha256(source.encode()).hexdigest()[:32]
+    if transaction_id:
+        digest = _TXN_ID.copy()
+        digest.update(transaction_id.encode())
+    else:
+        digest = _ROW_ID.copy()
+        digest.update(f"{upload_id}:{row_number}".encode())
+    return digest.hexdigest()[:32]
+
+
+# sha256("txn:<transaction_id>") and sha256("row:<upload_id>:<row_number>"): each prefix
+# hashed once and the state copied per row, cheaper than a new hashlib object (~0.07 us a row,
+# of ~0.65).
+_TXN_ID = hashlib.sha256(b"txn:")
+_ROW_ID = hashlib.sha256(b"row:")
 
 
 def event_id_for_source(source: str) -> str:
