@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import orjson
 from ingest.config import UploadLimits
-from ingest.packing import SpooledRow, raw_records
+from ingest.packing import raw_records
+from ingest.spool import SpooledRow
 from pydantic import SecretStr
 from sales_common.codec import decode_raw
 from sales_common.events import RawPack, RawRecord, RawRecords

@@ -81,8 +81,8 @@ class RawRecord(RootModel[RawPack | RawSale | Annotated[list[RawSale], Field(min
 
 
 def raw_sales(payload: bytes) -> list[RawSale]:
-    """The rows of a `sales.raw` record, checked against the contract (a pack's customer ids
-    stay sealed)."""
+    """The rows of a `sales.raw` record, checked against the contract; a pack's rows come
+    without their customer ids (sealed in the pack's `customer_ids`)."""
     return RawRecord.model_validate_json(payload).rows()
 
 

@@ -131,8 +131,9 @@ class UnreadableCustomerId(ValueError):
 
 
 class FieldCipher:
-    """Encrypts and decrypts one field value, bound to where it belongs (`context`, e.g.
-    upload id and row number): a token moved to another row does not decrypt."""
+    """Encrypts and decrypts customer ids, each token bound to where it belongs (`context`:
+    the upload and the row, or the first row and count of a pack's ids): a token moved
+    elsewhere does not decrypt."""
 
     def __init__(self, settings: EncryptionSettings) -> None:
         self.key_id = settings.key_id

@@ -3,6 +3,8 @@ kind of rejection. They build the hot path's form, `RejectedSaleStruct` (codec.p
 encodes to the same bytes as the model.
 
 - `rejected_row`: a row that broke business rules (validator);
+- `unreadable_customer_id`: a row whose customer id does not decrypt (validator), rule
+  `unreadable` on `customer_id`;
 - `duplicate_transaction_id`: a valid row whose transaction_id was already stored from another
   row (loader), rule `duplicate`;
 - `unreadable`: a record that is not a valid record at all (validator and loader), rule
@@ -42,6 +44,14 @@ def rejected_row(
         pii_key_id=pii_key_id,
         rejected_at=now,
     )
+
+
+def unreadable_customer_id(raw: RawSaleStruct, reason: str, now: datetime) -> RejectedSaleStruct:
+    """A row whose customer id no configured key decrypts: kept as a row of its upload (so
+    the upload completes), without the id or anything derived from it."""
+    raw.fields.pop("customer_id", None)
+    violation = ViolationStruct(field="customer_id", rule="unreadable", message=reason)
+    return rejected_row(raw, [violation], None, None, now)
 
 
 @dataclass(frozen=True, slots=True)

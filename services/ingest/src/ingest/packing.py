@@ -10,9 +10,7 @@ from sales_common.events import RawRecords
 from sales_common.pii import FieldCipher
 
 from ingest.config import UploadLimits
-
-# (field count, fields JSON, customer id) of a row, as the spool gives it back.
-SpooledRow = tuple[int, bytes, str | None]
+from ingest.spool import SpooledRow
 
 
 def sealed_id_bytes(customer_id: str | None) -> int:

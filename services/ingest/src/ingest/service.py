@@ -312,6 +312,6 @@ class UploadService:
         self, received: _Received, upload_id: str, filename: str
     ) -> Iterator[tuple[bytes, bytes]]:
         encoder = RawRecords(upload_id, len(received.columns), filename, received.received_at)
-        cipher = self._cipher if "customer_id" in received.columns else None
+        cipher = self._cipher if received.spool.has_ids else None
         limits = self._settings.uploads
         return raw_records(received.spool.rows(), encoder, upload_id, cipher, limits)

@@ -20,6 +20,8 @@ from sales_common.pii import FieldCipher
 from ingest.config import SpoolSettings
 
 _BUFFER_BYTES = 1 << 20
+# (field count, fields JSON, customer id) of a row, as the spool gives it back.
+SpooledRow = tuple[int, bytes, str | None]
 
 
 class SpoolFull(ServiceUnavailable):
@@ -62,6 +64,7 @@ class Spool:
         self._cipher = cipher
         self._upload_id = upload_id
         self._rows = 0
+        self.has_ids = False  # the file has a customer_id column
         # Closed in __exit__: the spool lives as long as its upload's request.
         self._file = tempfile.TemporaryFile(  # noqa: SIM115
             dir=settings.directory, buffering=_BUFFER_BYTES
@@ -73,7 +76,8 @@ class Spool:
             return
         counts = [len(cells) for cells in rows]
         lines = []
-        if "customer_id" in columns:
+        self.has_ids = "customer_id" in columns
+        if self.has_ids:
             lines.append(self._seal_ids(columns.index("customer_id"), rows))
             columns = [column for column in columns if column != "customer_id"]
         lines += [
@@ -92,7 +96,7 @@ class Spool:
         token = self._cipher.seal_ids(ids, self._upload_id, self._rows + 1)
         return b"*%d %s\n" % (len(rows), token.encode())
 
-    def rows(self) -> Iterator[tuple[int, bytes, str | None]]:
+    def rows(self) -> Iterator[SpooledRow]:
         """(field count, fields JSON, customer id) of each row, in the order they were
         written."""
         self._file.flush()

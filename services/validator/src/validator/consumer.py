@@ -41,7 +41,7 @@ from sales_common.kafka import (
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.pii import CustomerHasher, FieldCipher, UnreadableCustomerId
-from sales_common.rejections import unreadable
+from sales_common.rejections import unreadable, unreadable_customer_id
 
 from validator.config import ValidatorSettings
 from validator.metrics import ValidatorMetrics
@@ -85,7 +85,7 @@ class ValidatorHandler:
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         """One transaction: the batch's outputs and its input offsets, or nothing."""
         started = time.monotonic()
-        results = self._transform(records, datetime.now(UTC))
+        results = self.transform(records, datetime.now(UTC))
         outgoing = self._outgoing(results)
         next_offsets: dict[Position, int] = {}
         for record in records:  # in order within a partition: the last one wins
@@ -135,7 +135,8 @@ class ValidatorHandler:
         if producer is not None:
             await producer.close()
 
-    def _transform(self, records: list[Message], now: datetime) -> list[Result]:
+    def transform(self, records: list[Message], now: datetime) -> list[Result]:
+        """Each record's rows validated (or rejected, each with its reasons), in order."""
         results: list[Result] = []
         rules, hasher, cipher = self._settings.rules, self._hasher, self._cipher
         for record in records:
@@ -146,23 +147,26 @@ class ValidatorHandler:
                 # a sales.raw record at all has no row to trust.
                 results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
                 continue
-            rows, source = pack.rows, source_of(record)
             try:
                 # The ids ingest encrypted, in clear only in this process's memory.
                 ids = _customer_ids(cipher, pack)
-            except UnreadableCustomerId as exc:  # every row kept, with the reason
-                reason = f"not a valid row: {exc}"
-                results.extend(unreadable(f"{source}#{i}", reason, now) for i in range(len(rows)))
+            except UnreadableCustomerId as exc:  # the rows are readable, their ids are not
+                results.extend(unreadable_customer_id(raw, str(exc), now) for raw in pack.rows)
                 continue
-            for index, raw in enumerate(rows):
+            for index, raw in enumerate(pack.rows):
                 try:
-                    if ids is None:  # before packs: each id sealed in its own field
+                    if ids is None:
+                        # Written before packs, each id sealed in its own field: this path can
+                        # go once every ingest packs and sales.raw's retention (a day) passed.
                         cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
                     elif (customer_id := ids[index]) is not None:
                         raw.fields["customer_id"] = customer_id
                     results.append(validate(raw, rules, hasher, now))
-                except ValueError as exc:  # undecryptable, or no rule foresaw it: kept
-                    results.append(unreadable(f"{source}#{index}", f"not a valid row: {exc}", now))
+                except UnreadableCustomerId as exc:
+                    results.append(unreadable_customer_id(raw, str(exc), now))
+                except ValueError as exc:  # no rule foresaw it: kept
+                    source = f"{source_of(record)}#{index}"
+                    results.append(unreadable(source, f"not a valid row: {exc}", now))
         return results
 
     def _outgoing(self, results: list[Result]) -> list[Outgoing]:
@@ -210,11 +214,17 @@ class ValidatorHandler:
 
 def _customer_ids(cipher: FieldCipher, pack: RawPackStruct) -> list[str | None] | None:
     """Each row's customer id (None: the row has none), or None for a record without sealed
-    ids (written before packs)."""
+    ids (a file without the column, or written before packs)."""
     if pack.customer_ids is None:
         return None
-    first = pack.rows[0]
-    return cipher.open_ids(pack.customer_ids, first.upload_id, first.row_number, len(pack.rows))
+    rows = pack.rows
+    first = rows[0]
+    # The token is bound to the first row and the count; the ids go to the rows by position.
+    if rows[-1].row_number != first.row_number + len(rows) - 1 or any(
+        row.upload_id != first.upload_id for row in rows
+    ):
+        raise UnreadableCustomerId("the pack's rows are not consecutive rows of one upload")
+    return cipher.open_ids(pack.customer_ids, first.upload_id, first.row_number, len(rows))
 
 
 def validator_lanes(

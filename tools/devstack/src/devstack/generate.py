@@ -64,9 +64,10 @@ def write(path: Path, count: int, invalid_share: float = 0.1, seed: int = 7) -> 
 
 
 def raw_records(count: int, invalid_share: float = 0.1, seed: int = 7) -> list[bytes]:
-    """The `sales.raw` records ingest writes for `rows(count, invalid_share, seed)`: one upload,
-    rows numbered from 1, received_at as an ISO string. For tests and benchmarks of the
-    stages after ingest."""
+    """`sales.raw` records of `rows(count, invalid_share, seed)`, a row each with its customer
+    id in clear (a form the validator still reads; ingest writes packs with the ids sealed):
+    one upload, rows numbered from 1, received_at as an ISO string. For tests and benchmarks
+    of the rules, the codec and the loader's rows, which do not see the encryption."""
     lines = csv.reader([HEADER, *rows(count, invalid_share, seed)])
     columns = next(lines)
     upload = str(uuid.UUID(int=seed))
