@@ -49,9 +49,10 @@ def rejected_row(
 def unreadable_customer_id(raw: RawSaleStruct, reason: str, now: datetime) -> RejectedSaleStruct:
     """A row whose customer id no configured key decrypts: kept as a row of its upload (so
     the upload completes), without the id or anything derived from it."""
-    raw.fields.pop("customer_id", None)
     violation = ViolationStruct(field="customer_id", rule="unreadable", message=reason)
-    return rejected_row(raw, [violation], None, None, now)
+    rejection = rejected_row(raw, [violation], None, None, now)
+    rejection.fields.pop("customer_id", None)  # its own copy of the fields: `raw` is left as it is
+    return rejection
 
 
 @dataclass(frozen=True, slots=True)
