@@ -14,6 +14,7 @@ from loader.repository import LoaderRepository
 from prometheus_client import CollectorRegistry
 from sales_common.codec import encode_struct
 from sales_common.events import encode, record_headers
+from sales_common.priority import LanePriority
 from sales_common.rejections import unreadable
 
 from tests.helpers import validated_sale
@@ -25,7 +26,8 @@ TOPICS = SETTINGS.kafka.topics
 
 def handler(express: bool = False) -> LoaderHandler:
     repository = cast(LoaderRepository, None)  # rows() never touches the database
-    return LoaderHandler(SETTINGS, repository, LoaderMetrics(CollectorRegistry()), express)
+    metrics = LoaderMetrics(CollectorRegistry())
+    return LoaderHandler(SETTINGS, repository, metrics, LanePriority(), express)
 
 
 def record(topic: str, offset: int, value: bytes, copy: bool = False) -> Message:

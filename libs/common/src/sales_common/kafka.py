@@ -28,6 +28,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from sales_common.logging import get_logger
+from sales_common.priority import LanePriority
 from sales_common.settings import ClientConfig, KafkaSettings
 
 log = get_logger(__name__)
@@ -289,11 +290,14 @@ class TransactionalProducer:
         self._producer.begin_transaction()
 
     async def send_all(
-        self, records: Iterable[Outgoing], yield_every: int = 0, first: Delivered | None = None
+        self,
+        records: Iterable[Outgoing],
+        bulk: LanePriority | None = None,
+        first: Delivered | None = None,
     ) -> int:
         """Queue `records` in the open transaction; returns how many. `first` hears the
-        delivery report of the first one. With `yield_every`, other tasks get a turn
-        every that many records (a long upload must not starve the event loop).
+        delivery report of the first one. `bulk`: this is bulk work, which gives way to
+        other tasks and to the express lane between records (sales_common.priority).
 
         It runs for every output record, so a record that finds room costs one produce()
         call and a few additions; waiting for room is `_produce_when_room`."""
@@ -318,8 +322,8 @@ class TransactionalProducer:
             if unpolled >= _POLL_EVERY:
                 producer.poll(0)
                 unpolled = 0
-            if yield_every and count % yield_every == 0:
-                await asyncio.sleep(0)
+            if bulk is not None and bulk.due():
+                await bulk.give_way()
         self._unpolled = unpolled
         return count
 

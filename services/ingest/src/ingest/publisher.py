@@ -28,15 +28,13 @@ from sales_common.events import record_headers
 from sales_common.kafka import BackgroundCloser, TransactionalProducer
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
+from sales_common.priority import LanePriority
 
 from ingest.config import IngestSettings
 from ingest.metrics import IngestMetrics
 
 log = get_logger(__name__)
 _HEADERS = record_headers()
-# Publishing a big upload must not starve the event loop: requests, lease renewals and
-# small uploads get a turn every this many records (about a millisecond of work).
-_YIELD_EVERY = 200
 
 
 def transactional_id(upload_id: UUID) -> str:
@@ -232,9 +230,12 @@ class RawPublisher:
         timeout_s: float,
         before_commit: BeforeCommit,
         ready: ReadyProducer | None = None,
+        bulk: LanePriority | None = None,
     ) -> None:
         """All of `records` in one committed transaction, or none of them (raises). `ready`:
-        the producer started ahead for this upload id, used when its timeout suffices."""
+        the producer started ahead for this upload id, used when its timeout suffices.
+        `bulk`: a big upload, which gives way to requests and small uploads between records
+        (packing a record is CPU work in the event loop)."""
         producer = None
         if ready is not None and ready.upload_id == upload_id and ready.timeout_s >= timeout_s:
             producer = ready.take()
@@ -250,7 +251,7 @@ class RawPublisher:
                 first = _FirstDelivery()
                 await producer.send_all(
                     ((topic, key, value, _HEADERS) for key, value in records),
-                    yield_every=_YIELD_EVERY,
+                    bulk=bulk,
                     first=first,
                 )
                 # Every record acknowledged: a failed one makes the commit fail anyway,

@@ -15,6 +15,7 @@ transaction is aborted by the broker after `transaction_timeout_ms`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -41,6 +42,7 @@ from sales_common.kafka import (
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.pii import CustomerHasher, FieldCipher, UnreadableCustomerId
+from sales_common.priority import LanePriority
 from sales_common.rejections import unreadable, unreadable_customer_id
 
 from validator.config import ValidatorSettings
@@ -63,6 +65,7 @@ class ValidatorHandler:
         hasher: CustomerHasher,
         cipher: FieldCipher,
         lane: str,
+        priority: LanePriority,
         express: bool,
     ) -> None:
         self._settings = settings
@@ -73,6 +76,10 @@ class ValidatorHandler:
         # A small upload's outputs also go to the loader's express lane; sales.validated
         # still carries every valid row once, so its readers keep one topic.
         self._express = express
+        # The lanes share this process's event loop: the main lane gives way to the express
+        # lane between records (sales_common.priority).
+        self._priority = priority
+        self._bulk = None if express else priority
         self._timeout_s = settings.transaction_timeout_ms / 1000
         self._transactional_id = (
             f"{settings.transactional_id_prefix}-{lane}-{uuid.uuid4().hex[:12]}"
@@ -84,8 +91,17 @@ class ValidatorHandler:
 
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         """One transaction: the batch's outputs and its input offsets, or nothing."""
+        with self._priority.express() if self._express else contextlib.nullcontext():
+            await self._handle(records, consumer)
+
+    async def _handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
-        results = self.transform(records, datetime.now(UTC))
+        now, bulk = datetime.now(UTC), self._bulk
+        results: list[Result] = []
+        for record in records:
+            self._transform_record(record, now, results)
+            if bulk is not None and bulk.due():
+                await bulk.give_way()
         outgoing = self._outgoing(results)
         next_offsets: dict[Position, int] = {}
         for record in records:  # in order within a partition: the last one wins
@@ -96,7 +112,7 @@ class ValidatorHandler:
         producer = await self._ready_producer()
         try:
             producer.begin()
-            await producer.send_all(outgoing)
+            await producer.send_all(outgoing, bulk)
             await producer.commit(self._timeout_s, offsets, consumer.consumer_group_metadata())
         except KafkaException as exc:
             self._metrics.aborted.inc()
@@ -138,36 +154,40 @@ class ValidatorHandler:
     def transform(self, records: list[Message], now: datetime) -> list[Result]:
         """Each record's rows validated (or rejected, each with its reasons), in order."""
         results: list[Result] = []
-        rules, hasher, cipher = self._settings.rules, self._hasher, self._cipher
         for record in records:
-            try:
-                pack = decode_raw(record.value() or b"")
-            except (ValidationError, ValueError) as exc:
-                # Kept whole: ingest writes every record of an upload, so one that is not
-                # a sales.raw record at all has no row to trust.
-                results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
-                continue
-            try:
-                # The ids ingest encrypted, in clear only in this process's memory.
-                ids = _customer_ids(cipher, pack)
-            except UnreadableCustomerId as exc:  # the rows are readable, their ids are not
-                results.extend(unreadable_customer_id(raw, str(exc), now) for raw in pack.rows)
-                continue
-            for index, raw in enumerate(pack.rows):
-                try:
-                    if ids is None:
-                        # Written before packs, each id sealed in its own field: this path can
-                        # go once every ingest packs and sales.raw's retention (a day) passed.
-                        cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
-                    elif (customer_id := ids[index]) is not None:
-                        raw.fields["customer_id"] = customer_id
-                    results.append(validate(raw, rules, hasher, now))
-                except UnreadableCustomerId as exc:
-                    results.append(unreadable_customer_id(raw, str(exc), now))
-                except ValueError as exc:  # no rule foresaw it: kept
-                    source = f"{source_of(record)}#{index}"
-                    results.append(unreadable(source, f"not a valid row: {exc}", now))
+            self._transform_record(record, now, results)
         return results
+
+    def _transform_record(self, record: Message, now: datetime, results: list[Result]) -> None:
+        """One sales.raw record's rows, appended to `results`."""
+        rules, hasher, cipher = self._settings.rules, self._hasher, self._cipher
+        try:
+            pack = decode_raw(record.value() or b"")
+        except (ValidationError, ValueError) as exc:
+            # Kept whole: ingest writes every record of an upload, so one that is not
+            # a sales.raw record at all has no row to trust.
+            results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
+            return
+        try:
+            # The ids ingest encrypted, in clear only in this process's memory.
+            ids = _customer_ids(cipher, pack)
+        except UnreadableCustomerId as exc:  # the rows are readable, their ids are not
+            results.extend(unreadable_customer_id(raw, str(exc), now) for raw in pack.rows)
+            return
+        for index, raw in enumerate(pack.rows):
+            try:
+                if ids is None:
+                    # Written before packs, each id sealed in its own field: this path can
+                    # go once every ingest packs and sales.raw's retention (a day) passed.
+                    cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
+                elif (customer_id := ids[index]) is not None:
+                    raw.fields["customer_id"] = customer_id
+                results.append(validate(raw, rules, hasher, now))
+            except UnreadableCustomerId as exc:
+                results.append(unreadable_customer_id(raw, str(exc), now))
+            except ValueError as exc:  # no rule foresaw it: kept
+                source = f"{source_of(record)}#{index}"
+                results.append(unreadable(source, f"not a valid row: {exc}", now))
 
     def _outgoing(self, results: list[Result]) -> list[Outgoing]:
         # `type() is`, not isinstance(): msgspec's Struct classes check instances in Python
@@ -235,6 +255,7 @@ def validator_lanes(
     topics = settings.kafka.topics
     hasher = CustomerHasher(settings.pii)
     cipher = FieldCipher(settings.pii_encryption)
+    priority = LanePriority()
     loops = []
     for lane, topic, group in (
         ("main", topics.raw, settings.group_id),
@@ -246,7 +267,7 @@ def validator_lanes(
                 settings.kafka.consumer_config(group),
                 [topic],
                 ValidatorHandler(
-                    settings, metrics, hasher, cipher, lane, express=lane == "express"
+                    settings, metrics, hasher, cipher, lane, priority, express=lane == "express"
                 ),
                 heartbeats[lane],
                 metrics.lag,
