@@ -14,7 +14,6 @@ from loader.repository import LoaderRepository
 from prometheus_client import CollectorRegistry
 from sales_common.codec import encode_struct
 from sales_common.events import encode, record_headers
-from sales_common.priority import LanePriority
 from sales_common.rejections import unreadable
 
 from tests.helpers import validated_sale
@@ -26,8 +25,7 @@ TOPICS = SETTINGS.kafka.topics
 
 def handler(express: bool = False) -> LoaderHandler:
     repository = cast(LoaderRepository, None)  # rows() never touches the database
-    metrics = LoaderMetrics(CollectorRegistry())
-    return LoaderHandler(SETTINGS, repository, metrics, LanePriority(), express)
+    return LoaderHandler(SETTINGS, repository, LoaderMetrics(CollectorRegistry()), express)
 
 
 def record(topic: str, offset: int, value: bytes, copy: bool = False) -> Message:

@@ -16,7 +16,6 @@ from sales_common.pii import (
     PiiSettings,
     row_context,
 )
-from sales_common.priority import LanePriority
 from validator.config import ValidatorSettings
 from validator.consumer import Result, ValidatorHandler
 from validator.metrics import ValidatorMetrics
@@ -33,9 +32,7 @@ COLUMNS = ["product", "customer_id", "price", "quantity"]
 def handler() -> ValidatorHandler:
     settings = ValidatorSettings(pii=PII, pii_encryption=ENCRYPTION)
     metrics = ValidatorMetrics(CollectorRegistry())
-    return ValidatorHandler(
-        settings, metrics, CustomerHasher(PII), CIPHER, "main", LanePriority(), express=False
-    )
+    return ValidatorHandler(settings, metrics, CustomerHasher(PII), CIPHER, "main", False)
 
 
 def pack(first: int, rows: list[list[str]], cipher: FieldCipher | None = CIPHER) -> bytes:

@@ -28,8 +28,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from sales_common.logging import get_logger
-from sales_common.priority import LanePriority
 from sales_common.settings import ClientConfig, KafkaSettings
+from sales_common.slices import TimeSlices
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -292,12 +292,12 @@ class TransactionalProducer:
     async def send_all(
         self,
         records: Iterable[Outgoing],
-        bulk: LanePriority | None = None,
+        bulk: TimeSlices | None = None,
         first: Delivered | None = None,
     ) -> int:
         """Queue `records` in the open transaction; returns how many. `first` hears the
-        delivery report of the first one. `bulk`: this is bulk work, which gives way to
-        other tasks and to the express lane between records (sales_common.priority).
+        delivery report of the first one. `bulk`: this is bulk work, which gives other
+        tasks a turn between records once its slice is spent (sales_common.slices).
 
         It runs for every output record, so a record that finds room costs one produce()
         call and a few additions; waiting for room is `_produce_when_room`."""

@@ -28,7 +28,7 @@ from sales_common.events import record_headers
 from sales_common.kafka import BackgroundCloser, TransactionalProducer
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
-from sales_common.priority import LanePriority
+from sales_common.slices import TimeSlices
 
 from ingest.config import IngestSettings
 from ingest.metrics import IngestMetrics
@@ -230,12 +230,12 @@ class RawPublisher:
         timeout_s: float,
         before_commit: BeforeCommit,
         ready: ReadyProducer | None = None,
-        bulk: LanePriority | None = None,
+        bulk: TimeSlices | None = None,
     ) -> None:
         """All of `records` in one committed transaction, or none of them (raises). `ready`:
         the producer started ahead for this upload id, used when its timeout suffices.
-        `bulk`: a big upload, which gives way to requests and small uploads between records
-        (packing a record is CPU work in the event loop)."""
+        `bulk`: a big upload's slices, between which requests and small uploads get their
+        turn (packing a record is CPU work in the event loop)."""
         producer = None
         if ready is not None and ready.upload_id == upload_id and ready.timeout_s >= timeout_s:
             producer = ready.take()

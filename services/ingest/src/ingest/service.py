@@ -27,7 +27,7 @@ from sales_common.events import RawRecords
 from sales_common.kafka import with_backoff
 from sales_common.logging import get_logger
 from sales_common.pii import FieldCipher
-from sales_common.priority import LanePriority
+from sales_common.slices import TimeSlices
 from sales_common.uploads import UploadStatus
 
 from ingest.body import PayloadTooLarge, TransferFailed
@@ -110,10 +110,9 @@ class UploadService:
         self._spool_budget = SpoolBudget(settings.spool.max_bytes)
         self._cipher = FieldCipher(settings.pii_encryption)
         # Publishing is CPU-bound in this one event loop: big uploads publish one at a time
-        # (concurrently they only slow each other and every request), small ones never wait
-        # and go first: a big one gives way while a small one publishes.
+        # (concurrently they only slow each other and every request), in slices between which
+        # small ones and requests get their turn; small ones never wait for the lane.
         self._main_lane = asyncio.Semaphore(1)
-        self._priority = LanePriority()
         # One thread: parsing holds the GIL, so more threads would add no speed, only more
         # contenders against the event loop for it.
         self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
@@ -258,7 +257,7 @@ class UploadService:
                 raise UploadSuperseded(upload_id)
             small = received.rows <= self._settings.uploads.small_rows
             topics = self._settings.kafka.topics
-            async with self._lane(small):
+            async with contextlib.nullcontext() if small else self._main_lane:
                 try:
                     await self._publisher.publish(
                         upload_id,
@@ -267,7 +266,7 @@ class UploadService:
                         self._publisher.timeout_s(spool.bytes),
                         partial(self._repo.record_commit_probe, upload_id, attempt),
                         ready,
-                        bulk=None if small else self._priority,
+                        bulk=None if small else TimeSlices(),
                     )
                 except NotOwned:
                     raise UploadSuperseded(upload_id) from None
@@ -281,15 +280,6 @@ class UploadService:
             lane="priority" if small else "main",
         )
         return UploadOutcome(upload_id, "processing", received.rows)
-
-    @contextlib.asynccontextmanager
-    async def _lane(self, small: bool) -> AsyncIterator[None]:
-        if small:
-            with self._priority.express():
-                yield
-        else:
-            async with self._main_lane:
-                yield
 
     async def _receive(self, body: AsyncIterator[bytes], spool: Spool) -> _Received:
         limits = self._settings.uploads

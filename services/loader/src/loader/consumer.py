@@ -10,7 +10,6 @@ Offsets are committed to Kafka afterwards, only so lag tools can see them.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -23,8 +22,8 @@ from sales_common.events import EXPRESS_COPY
 from sales_common.kafka import source_of, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
-from sales_common.priority import LanePriority
 from sales_common.rejections import duplicate_transaction_id, unreadable
+from sales_common.slices import TimeSlices
 
 from loader.config import LoaderSettings
 from loader.metrics import LoaderMetrics
@@ -38,7 +37,7 @@ from loader.repository import (
 
 log = get_logger(__name__)
 
-# Records a main lane decodes between looks at the express lane (about a millisecond).
+# Records a main lane decodes between looks at the clock (about a millisecond of work).
 _DECODE_SLICE = 400
 # The uploads a main lane remembers it read unmarked records of, at most (then forgets them all).
 _MAIN_UPLOADS_KEPT = 10_000
@@ -52,7 +51,6 @@ class LoaderHandler:
         settings: LoaderSettings,
         repository: LoaderRepository,
         metrics: LoaderMetrics,
-        priority: LanePriority,
         express: bool,
     ) -> None:
         self._repo = repository
@@ -62,11 +60,9 @@ class LoaderHandler:
         # The validator wrote each express-lane record's twin to the main topic too,
         # marked as a copy; the express lane stores it, the main lane skips the copy.
         self._skip_copies = not express
-        # The lanes share this process's event loop: the main lane gives way to the express
-        # lane while it decodes (sales_common.priority), never inside its transaction, whose
-        # row locks the express lane may wait for.
-        self._express = express
-        self._priority = priority
+        # The lanes share this process's event loop: the main lane decodes its batches in
+        # slices between which the express lane gets its turn.
+        self._bulk = None if express else TimeSlices()
         # Uploads this lane has read an unmarked record of: see `rows`.
         self._main_uploads: set[str] = set()
 
@@ -130,10 +126,6 @@ class LoaderHandler:
         return sales, rejections, offsets
 
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
-        with self._priority.express() if self._express else contextlib.nullcontext():
-            await self._handle(records, consumer)
-
-    async def _handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
         sales: list[SaleRow] = []
@@ -146,8 +138,8 @@ class LoaderHandler:
             sales += part_sales
             rejections += part_rejections
             offsets.update(part_offsets)
-            if not self._express and self._priority.due():
-                await self._priority.give_way()
+            if self._bulk is not None and self._bulk.due():
+                await self._bulk.give_way()
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
@@ -200,7 +192,6 @@ def loader_lanes(
     """The main lane and the express lane (small uploads' rows), each with its own
     consumer group, so a big upload's rows never queue a small one's."""
     topics = settings.kafka.topics
-    priority = LanePriority()
     loops = []
     for lane, lane_topics, group in (
         ("main", [topics.validated, topics.rejected], settings.group_id),
@@ -215,7 +206,7 @@ def loader_lanes(
                 f"loader-{lane}",
                 settings.kafka.consumer_config(group),
                 lane_topics,
-                LoaderHandler(settings, repository, metrics, priority, express=lane == "express"),
+                LoaderHandler(settings, repository, metrics, express=lane == "express"),
                 heartbeats[lane],
                 metrics.lag,
                 settings.max_batch_records,

@@ -15,7 +15,6 @@ transaction is aborted by the broker after `transaction_timeout_ms`.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections import Counter
@@ -42,8 +41,8 @@ from sales_common.kafka import (
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.pii import CustomerHasher, FieldCipher, UnreadableCustomerId
-from sales_common.priority import LanePriority
 from sales_common.rejections import unreadable, unreadable_customer_id
+from sales_common.slices import TimeSlices
 
 from validator.config import ValidatorSettings
 from validator.metrics import ValidatorMetrics
@@ -65,7 +64,6 @@ class ValidatorHandler:
         hasher: CustomerHasher,
         cipher: FieldCipher,
         lane: str,
-        priority: LanePriority,
         express: bool,
     ) -> None:
         self._settings = settings
@@ -76,10 +74,9 @@ class ValidatorHandler:
         # A small upload's outputs also go to the loader's express lane; sales.validated
         # still carries every valid row once, so its readers keep one topic.
         self._express = express
-        # The lanes share this process's event loop: the main lane gives way to the express
-        # lane between records (sales_common.priority).
-        self._priority = priority
-        self._bulk = None if express else priority
+        # The lanes share this process's event loop: the main lane's batches are bulk work,
+        # done in slices between which the express lane gets its turn.
+        self._bulk = None if express else TimeSlices()
         self._timeout_s = settings.transaction_timeout_ms / 1000
         self._transactional_id = (
             f"{settings.transactional_id_prefix}-{lane}-{uuid.uuid4().hex[:12]}"
@@ -91,10 +88,6 @@ class ValidatorHandler:
 
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         """One transaction: the batch's outputs and its input offsets, or nothing."""
-        with self._priority.express() if self._express else contextlib.nullcontext():
-            await self._handle(records, consumer)
-
-    async def _handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
         now, bulk = datetime.now(UTC), self._bulk
         results: list[Result] = []
@@ -255,7 +248,6 @@ def validator_lanes(
     topics = settings.kafka.topics
     hasher = CustomerHasher(settings.pii)
     cipher = FieldCipher(settings.pii_encryption)
-    priority = LanePriority()
     loops = []
     for lane, topic, group in (
         ("main", topics.raw, settings.group_id),
@@ -267,7 +259,7 @@ def validator_lanes(
                 settings.kafka.consumer_config(group),
                 [topic],
                 ValidatorHandler(
-                    settings, metrics, hasher, cipher, lane, priority, express=lane == "express"
+                    settings, metrics, hasher, cipher, lane, express=lane == "express"
                 ),
                 heartbeats[lane],
                 metrics.lag,
