@@ -53,6 +53,14 @@ def test_a_pack_stays_within_record_bytes_whatever_its_ids_hold() -> None:
     assert len(lone) == 1  # a longer single row travels alone
 
 
+def test_without_a_customer_id_column_no_room_is_kept_for_ids() -> None:
+    limits = UploadLimits(record_bytes=4096)
+    records = packs(spooled(400, None), limits, cipher=None)
+    assert all(len(value) <= limits.record_bytes for _, value in records)
+    # Full but for less than a row: the bound counted no sealed id per row.
+    assert all(len(value) > limits.record_bytes - 300 for _, value in records[:-1])
+
+
 def test_without_a_customer_id_column_nothing_is_sealed() -> None:
     [(_, value)] = packs(spooled(3, None), UploadLimits(), cipher=None)
     pack = RawRecord.model_validate_json(value).root

@@ -43,7 +43,8 @@ def raw_records(
 
     for row_number, (field_count, fields_json, customer_id) in enumerate(rows, 1):
         row = encoder.encode(row_number, fields_json, field_count)
-        row_size = len(row) + 1 + sealed_id_bytes(customer_id)
+        # The row and its comma, and its id at its longest sealed (a file without ids has none).
+        row_size = len(row) + 1 + (sealed_id_bytes(customer_id) if cipher else 0)
         if pack and (len(pack) == limits.rows_per_record or size + row_size > limits.record_bytes):
             yield record()
             pack, ids, size, first = [], [], empty, row_number
