@@ -165,19 +165,30 @@ class ValidatorHandler:
             # The ids ingest encrypted, in clear only in this process's memory.
             ids = _customer_ids(cipher, pack)
         except UnreadableCustomerId as exc:  # the rows are readable, their ids are not
-            results.extend(unreadable_customer_id(raw, str(exc), now) for raw in pack.rows)
+            results.extend(
+                unreadable_customer_id(
+                    raw.upload_id, raw.row_number, dict(raw.fields), str(exc), now
+                )
+                for raw in pack.rows
+            )
             return
         for index, raw in enumerate(pack.rows):
             try:
                 if ids is None:
                     # Written before packs, each id sealed in its own field: this path can
                     # go once every ingest packs and sales.raw's retention (a day) passed.
-                    cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
+                    if value := raw.fields.get("customer_id"):
+                        fields = raw.fields
+                        fields["customer_id"] = cipher.reveal(value, raw.upload_id, raw.row_number)
                 elif (customer_id := ids[index]) is not None:
                     raw.fields["customer_id"] = customer_id
                 results.append(validate(raw, rules, hasher, now))
             except UnreadableCustomerId as exc:
-                results.append(unreadable_customer_id(raw, str(exc), now))
+                results.append(
+                    unreadable_customer_id(
+                        raw.upload_id, raw.row_number, dict(raw.fields), str(exc), now
+                    )
+                )
             except ValueError as exc:  # no rule foresaw it: kept
                 source = f"{source_of(record)}#{index}"
                 results.append(unreadable(source, f"not a valid row: {exc}", now))

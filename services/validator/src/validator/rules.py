@@ -245,7 +245,15 @@ def validate(
     customer_hash = hasher.hash(customer_id) if customer_id else None
     pii_key_id = hasher.key_id if customer_hash else None
     if violations:
-        return rejected_row(raw, violations, customer_hash, pii_key_id, now)
+        return rejected_row(
+            raw.upload_id,
+            raw.row_number,
+            dict(raw.fields),
+            violations,
+            customer_hash,
+            pii_key_id,
+            now,
+        )
     transaction_id = fields.get("transaction_id", "").strip() or None
     upload_id, row_number = raw.upload_id, raw.row_number
     price: Decimal = parsed["price"]
