@@ -51,19 +51,13 @@ def handler() -> ValidatorHandler:
 
 def pack(first: int, rows: list[list[str]], cipher: FieldCipher | None = CIPHER) -> bytes:
     """A record as ingest writes it: the id cell taken out of each row, the ids sealed."""
-    encoder = RawRecords(UPLOAD, len(COLUMNS), "f.csv", "2026-11-26T12:00:00+00:00")
+    encoder = RawRecords(UPLOAD, KEPT, len(COLUMNS), "f.csv", "2026-11-26T12:00:00+00:00")
     column = COLUMNS.index("customer_id")
     ids = [cells[column] if column < len(cells) else None for cells in rows]
-    encoded = [
-        encoder.encode(
-            first + n,
-            orjson.dumps(dict(zip(KEPT, cells[:column] + cells[column + 1 :], strict=False))),
-            len(cells),
-        )
-        for n, cells in enumerate(rows)
-    ]
+    kept = [cells[:column] + cells[column + 1 :] for cells in rows]
+    counts = [(n, len(cells)) for n, cells in enumerate(rows) if len(cells) != len(COLUMNS)]
     sealed = cipher.seal_ids(ids, UPLOAD, first) if cipher is not None else None
-    return RawRecords.pack(encoded, sealed)
+    return encoder.pack(first, [orjson.dumps(c[: len(KEPT)]) for c in kept], sealed, counts)
 
 
 def transform(*values: bytes) -> list[Result]:
@@ -109,7 +103,7 @@ def test_each_row_of_a_pack_gets_its_own_customer_id() -> None:
 def test_ids_that_do_not_open_reject_every_row_of_their_upload() -> None:
     rows = [["Halal A", "CUST-1", "1.00", "1"], ["Halal B", "CUST-2", "2.00", "2"]]
     stranger = FieldCipher(EncryptionSettings(key=SecretStr("x" * 32), key_id="e1"))
-    moved = pack(1, rows).replace(b'"row_number":1,', b'"row_number":3,', 1)
+    moved = pack(1, rows).replace(b'"first_row":1,', b'"first_row":3,', 1)
     for value in (pack(1, rows, stranger), moved):
         results = transform(value)
         refused = [r for r in results if type(r) is RejectedSaleStruct]
@@ -186,6 +180,32 @@ def test_an_array_of_rows_of_several_uploads_is_read_row_by_row() -> None:
     assert [v.rule for v in rejected.violations] == ["field_count", "prefix"]
 
 
+def test_a_packs_ids_open_only_for_the_rows_they_were_sealed_for_as_one_run() -> None:
+    """A RawPack whose rows are not consecutive rows of one upload (ingest never wrote one)
+    reads as several RawRows: its token, bound to the pack's first row and count, opens for
+    none of them, and every row is rejected as a row of its upload, without an id."""
+
+    def row(number: int) -> RawSale:
+        return RawSale(
+            upload_id=UPLOAD,
+            row_number=number,
+            fields={"product": "Halal A", "price": "1", "quantity": "1"},
+            field_count=4,
+            column_count=4,
+            source_filename="f.csv",
+            received_at=NOW,
+        )
+
+    token = CIPHER.seal_ids(["CUST-1", "CUST-2"], UPLOAD, 1)
+    results = transform(encode(RawPack(customer_ids=token, rows=[row(1), row(3)])))
+    assert [
+        (r.row_number, type(r), [(v.field, v.rule) for v in r.violations])
+        for r in results
+        if type(r) is RejectedSaleStruct
+    ] == [(n, RejectedSaleStruct, [("customer_id", "unreadable")]) for n in (1, 3)]
+    assert len(results) == 2
+
+
 def outputs(results: list[Result]) -> list[bytes]:
     return [encode_struct(result) for result in results]
 
@@ -195,9 +215,9 @@ def expected(name: str) -> list[bytes]:
 
 
 def test_the_output_for_a_csv_is_what_the_validator_wrote_before_rawrows() -> None:
-    """mixed.expected.jsonl is what the validator writes for mixed.csv (178b2ed): ingest's
-    spool and packing, 4 rows a record, then the validator, with these keys and times. A
-    change of the record's form must not change a byte of it."""
+    """mixed.expected.jsonl is what 178b2ed (the last revision before RawRows) wrote for
+    mixed.csv: its ingest's spool and packing, 4 rows a record, and its validator, with
+    these keys and times. RawRows must not change a byte of it."""
     rows = CheckedRows(max_record_chars=10_000, max_field_chars=1000)
     with Spool(SpoolSettings(), SpoolBudget(1 << 20), CIPHER, MIXED_UPLOAD) as spool:
         checked = rows.feed(MIXED)
@@ -205,7 +225,7 @@ def test_the_output_for_a_csv_is_what_the_validator_wrote_before_rawrows() -> No
         spool.write(rows.columns, checked)
         spool.write(rows.columns, rows.close())
         header = len(rows.columns)
-        encoder = RawRecords(MIXED_UPLOAD, header, "mixed.csv", MIXED_RECEIVED_AT)
+        encoder = RawRecords(MIXED_UPLOAD, spool.columns, header, "mixed.csv", MIXED_RECEIVED_AT)
         limits = UploadLimits(rows_per_record=4)
         records = [v for _, v in raw_records(spool.rows(), encoder, MIXED_UPLOAD, CIPHER, limits)]
     assert len(records) == 4
@@ -230,9 +250,9 @@ def sale(number: int, fields: dict[str, str], field_count: int, column_count: in
 
 
 def test_the_same_rows_as_ingest_wrote_them_before_give_the_same_output() -> None:
-    """A RawPack built from the models (the ids sealed per pack, appended to the fields by
-    the validator) gives the bytes above; rows written before packs (each id sealed in its
-    place among the fields), what 178b2ed writes for them: mixed.before_packs.jsonl."""
+    """A RawPack (the ids sealed per pack, appended to the fields by the validator) gives
+    the bytes above; rows written before packs (each id sealed in its place among the
+    fields), what 178b2ed wrote for them: mixed.before_packs.jsonl."""
     header, rows = mixed_rows()
     column = header.index("customer_id")
     kept = [name for name in header if name != "customer_id"]
