@@ -153,8 +153,7 @@ def rows_problem(
         return "columns must not hold customer_id: the ids are sealed in customer_ids"
     if len(set(columns)) != len(columns):
         return "columns must be distinct"
-    width = len(columns)
-    if any(len(cells) > width for cells in rows):
+    if max(map(len, rows)) > len(columns):  # rows is not empty: checked first (min_length)
         return "a row has more values than columns"
     last = -1
     for index, _ in field_counts:
