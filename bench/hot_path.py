@@ -143,8 +143,10 @@ class StructBase:
     def validator(self, payloads: list[Payload]) -> list[tuple[bool, bytes]]:
         codec, validate, hasher, out = self.codec, self.validate, self.hasher, []
         for payload, ids in payloads:
-            decoded = codec.decode_raw(payload)  # a pack since the ids are sealed per pack
-            for index, raw in enumerate(getattr(decoded, "rows", decoded)):
+            # A pack since the ids are sealed per pack, a list since packs, before a row.
+            decoded = codec.decode_raw(payload)
+            rows = getattr(decoded, "rows", decoded)
+            for index, raw in enumerate(rows if isinstance(rows, list) else [rows]):
                 if ids is not None and (customer_id := ids[index]) is not None:
                     raw.fields["customer_id"] = customer_id  # as its consumer does
                 result = validate(raw, RULES, hasher, NOW)
@@ -193,8 +195,9 @@ class Head:
 
 def older_forms(records: list[RawRecordInClear], packs: bool) -> list[Payload]:
     """The same rows in a form a revision reads: a `RawPack` with its ids beside it, or, if it
-    predates packs, an array of `RawSale`, each id in its row's fields after the others (where
-    the validator puts a pack's ids, so the rejected rows' fields come out alike)."""
+    predates packs, an array of `RawSale` (a lone `RawSale` for records of a row, the form
+    every revision reads), each id in its row's fields after the others (where the validator
+    puts a pack's ids, so the rejected rows' fields come out alike)."""
     out: list[Payload] = []
     for value, ids in records:
         sales = RawRecord.model_validate_json(value).rows()
@@ -207,7 +210,10 @@ def older_forms(records: list[RawRecordInClear], packs: bool) -> list[Payload]:
             else sale.model_copy(update={"fields": sale.fields | {"customer_id": customer_id}})
             for sale, customer_id in zip(sales, ids, strict=True)
         ]
-        out.append((b"[%s]" % b",".join(map(encode, with_ids)), None))
+        lone = len(with_ids) == 1
+        out.append(
+            (encode(with_ids[0]) if lone else b"[%s]" % b",".join(map(encode, with_ids)), None)
+        )
     return out
 
 
@@ -235,11 +241,11 @@ def main() -> None:
     step = args.rows_per_record
     records = raw_records(args.rows, rows_per_record=step)
     payloads: list[Payload] = [(value, ids) for value, ids in records]
-    has_codec = show(args.base, "libs/common/src/sales_common/codec.py") is not None
-    base, head = (StructBase if has_codec else ModelBase)(args.base), Head()
-    has_packs = "class RawPackStruct" in (
-        show(args.base, "libs/common/src/sales_common/codec.py") or ""
-    )
+    codec = show(args.base, "libs/common/src/sales_common/codec.py")
+    base, head = (ModelBase if codec is None else StructBase)(args.base), Head()
+    has_packs = "class RawPackStruct" in (codec or "")
+    if codec is not None and step > 1 and not (has_packs or "list[RawSaleStruct]" in codec):
+        raise SystemExit(f"{args.base} reads a row a record: --rows-per-record 1")
     base_payloads = older_forms(records, has_packs)
     outputs = head.validator(payloads)
     assert base.validator(base_payloads) == outputs, "the validator's bytes differ"
