@@ -85,9 +85,10 @@ class RawPack(ContractV1):
 class RawRows(Contract):
     """Consecutive rows of one upload, as ingest writes them: what the rows share (the
     upload, the file, the columns) once, and each row as its cells. A row as a JSON object
-    repeating all that took ~333 bytes on the generated data, its cells ~80, and encoding
-    the object was most of ingest's work per row (docs/BENCHMARKS.md). The rows' customer
-    ids are not among their cells: they are sealed together in `customer_ids`."""
+    repeating all that took ~340 bytes on the generated data (its id sealed), its cells ~80,
+    and encoding the object was most of ingest's work per row (docs/BENCHMARKS.md). The
+    rows' customer ids are not among their cells: they are sealed together in
+    `customer_ids`."""
 
     schema_version: Literal[2] = RAW_SCHEMA_VERSION
     upload_id: str

@@ -266,8 +266,8 @@ def check_row(
 class PackRules:
     """The rules as they read the rows of one record (`RawRowsStruct`): each field's place
     among its columns is looked up once, and a row is read as its cells, by place. Only a
-    rejected row becomes a dict of fields. A dict (or a RawSaleStruct) per row cost more
-    than decoding the rows (docs/BENCHMARKS.md)."""
+    rejected row becomes a dict of fields: a RawSaleStruct built per row (its fields dict)
+    cost more than the record's whole decoding saved (docs/BENCHMARKS.md)."""
 
     __slots__ = (
         "_column_count",
