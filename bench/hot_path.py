@@ -5,12 +5,16 @@ The revision's own code is loaded from git: its rules and rejection builders, it
 row builders and, if it has them (sales_common.codec), its Structs, codec, event ids and
 customer hashing. The default, 0703696, is the last one that decoded, built and encoded a
 pydantic model per row; a later revision (`git merge-base HEAD main`) measures a change to
-the Struct hot path. Both sides get the same `sales.raw` records (`devstack generate` rows,
-as ingest encodes them, --rows-per-record to a record), and their outputs are compared: the
-validator's bytes must be identical and the loader's rows equal. Timings are the fastest of
---repeat alternating runs in CPU seconds of the process (on a shared machine the others' load
-inflates the slower runs, not the fastest); compare the ratio, not the absolute figures, which
-depend on what else the machine runs.
+the Struct hot path. Both sides get the same rows (`devstack generate` rows, --rows-per-record
+to a record), each in the `sales.raw` form it reads: this tree the records ingest writes
+(`RawRows`), the revision the `RawPack` ingest wrote before, or, before packs, arrays of rows.
+The customer ids are given in clear, as a validator holds them once it has opened a record's
+token (their encryption is measured end to end, `make bench`): beside the record, given to
+the rows as each side's consumer does, or, before packs, in the rows' fields, where that
+validator found them. Their outputs are compared: the validator's bytes must be identical and
+the loader's rows equal. Timings are the fastest of --repeat alternating runs in CPU seconds of
+the process (on a shared machine the others' load inflates the slower runs, not the fastest);
+compare the ratio, not the absolute figures, which depend on what else the machine runs.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from devstack.config import REPO_ROOT
-from devstack.generate import raw_records
+from devstack.generate import RawRecordInClear, raw_records
 from loader.repository import rejection_row, sale_row
 from pydantic import SecretStr
 from sales_common.codec import (
@@ -38,6 +42,8 @@ from sales_common.codec import (
     encode_struct,
 )
 from sales_common.events import (
+    RawPack,
+    RawRecord,
     RejectedSale,
     ValidatedSale,
     decode,
@@ -46,12 +52,14 @@ from sales_common.events import (
 )
 from sales_common.pii import CustomerHasher, PiiSettings
 from validator.config import RuleSettings
-from validator.rules import validate
+from validator.rules import PackRules
 
 RULES = RuleSettings()
 HMAC_KEY = SecretStr("b" * 32)
 HASHER = CustomerHasher(PiiSettings(hmac_key=HMAC_KEY, key_id="k1"))
 NOW = datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC)
+# A record and its rows' customer ids in clear; None: the ids are in the rows' fields.
+Payload = tuple[bytes, list[str | None] | None]
 
 
 def show(base: str, path: str) -> str | None:
@@ -85,9 +93,9 @@ class ModelBase:
             base, "services/loader/src/loader/repository.py", "_base_repository", {}
         )
 
-    def validator(self, payloads: list[bytes]) -> list[tuple[bool, bytes]]:
+    def validator(self, payloads: list[Payload]) -> list[tuple[bool, bytes]]:
         out = []
-        for payload in payloads:
+        for payload, _ in payloads:  # arrays of rows, the ids in their fields
             for raw in raw_sales(payload):
                 result = self.rules.validate(raw, RULES, HASHER, NOW)
                 result.event_id.encode()
@@ -132,11 +140,15 @@ class StructBase:
         pii = modules["sales_common.pii"]
         self.hasher = pii.CustomerHasher(pii.PiiSettings(hmac_key=HMAC_KEY, key_id="k1"))
 
-    def validator(self, payloads: list[bytes]) -> list[tuple[bool, bytes]]:
+    def validator(self, payloads: list[Payload]) -> list[tuple[bool, bytes]]:
         codec, validate, hasher, out = self.codec, self.validate, self.hasher, []
-        for payload in payloads:
-            decoded = codec.decode_raw(payload)  # a pack since the ids are sealed per pack
-            for raw in getattr(decoded, "rows", decoded):
+        for payload, ids in payloads:
+            # A pack since the ids are sealed per pack, a list since packs, before a row.
+            decoded = codec.decode_raw(payload)
+            rows = getattr(decoded, "rows", decoded)
+            for index, raw in enumerate(rows if isinstance(rows, list) else [rows]):
+                if ids is not None and (customer_id := ids[index]) is not None:
+                    raw.fields["customer_id"] = customer_id  # as its consumer does
                 result = validate(raw, RULES, hasher, NOW)
                 result.event_id.encode()
                 out.append(
@@ -155,15 +167,21 @@ class StructBase:
 
 
 class Head:
-    """This tree's hot path: msgspec Structs (sales_common.codec)."""
+    """This tree's hot path: msgspec Structs (sales_common.codec), rows read by place
+    (validator.rules.PackRules), as ValidatorHandler runs them."""
 
-    def validator(self, payloads: list[bytes]) -> list[tuple[bool, bytes]]:
+    def validator(self, payloads: list[Payload]) -> list[tuple[bool, bytes]]:
         out = []
-        for payload in payloads:
-            for raw in decode_raw(payload).rows:
-                result = validate(raw, RULES, HASHER, NOW)
-                result.event_id.encode()
-                out.append((isinstance(result, RejectedSaleStruct), encode_struct(result)))
+        for payload, ids in payloads:
+            assert ids is not None
+            offset = 0
+            for pack in decode_raw(payload):
+                rows = PackRules(pack, RULES, HASHER, NOW)
+                for index in range(len(pack.rows)):
+                    result = rows.validate(index, ids[offset + index])
+                    result.event_id.encode()
+                    out.append((isinstance(result, RejectedSaleStruct), encode_struct(result)))
+                offset += len(pack.rows)
         return out
 
     def loader(self, records: list[tuple[bool, bytes]]) -> list[tuple[object, ...]]:
@@ -173,6 +191,30 @@ class Head:
             else sale_row(decode_validated(payload))
             for rejected, payload in records
         ]
+
+
+def older_forms(records: list[RawRecordInClear], packs: bool) -> list[Payload]:
+    """The same rows in a form a revision reads: a `RawPack` with its ids beside it, or, if it
+    predates packs, an array of `RawSale` (a lone `RawSale` for records of a row, the form
+    every revision reads), each id in its row's fields after the others (where the validator
+    puts a pack's ids, so the rejected rows' fields come out alike)."""
+    out: list[Payload] = []
+    for value, ids in records:
+        sales = RawRecord.model_validate_json(value).rows()
+        if packs:
+            out.append((encode(RawPack(rows=sales)), ids))
+            continue
+        with_ids = [
+            sale
+            if customer_id is None
+            else sale.model_copy(update={"fields": sale.fields | {"customer_id": customer_id}})
+            for sale, customer_id in zip(sales, ids, strict=True)
+        ]
+        lone = len(with_ids) == 1
+        out.append(
+            (encode(with_ids[0]) if lone else b"[%s]" % b",".join(map(encode, with_ids)), None)
+        )
+    return out
 
 
 def exact(rows: list[tuple[object, ...]]) -> list[list[object]]:
@@ -196,19 +238,22 @@ def main() -> None:
         "--rows-per-record", type=int, default=128, help="as ingest packs them (1: one a record)"
     )
     args = parser.parse_args()
-    rows, step = raw_records(args.rows), args.rows_per_record
-    # Packs as plain arrays of rows with clear ids, a form every base reads: the customer ids'
-    # encryption is measured end to end (`make bench`), not here.
-    payloads = [b"[%s]" % b",".join(rows[i : i + step]) for i in range(0, len(rows), step)]
-    has_codec = show(args.base, "libs/common/src/sales_common/codec.py") is not None
-    base, head = (StructBase if has_codec else ModelBase)(args.base), Head()
+    step = args.rows_per_record
+    records = raw_records(args.rows, rows_per_record=step)
+    payloads: list[Payload] = [(value, ids) for value, ids in records]
+    codec = show(args.base, "libs/common/src/sales_common/codec.py")
+    base, head = (ModelBase if codec is None else StructBase)(args.base), Head()
+    has_packs = "class RawPackStruct" in (codec or "")
+    if codec is not None and step > 1 and not (has_packs or "list[RawSaleStruct]" in codec):
+        raise SystemExit(f"{args.base} reads a row a record: --rows-per-record 1")
+    base_payloads = older_forms(records, has_packs)
     outputs = head.validator(payloads)
-    assert base.validator(payloads) == outputs, "the validator's bytes differ"
+    assert base.validator(base_payloads) == outputs, "the validator's bytes differ"
     assert exact(base.loader(outputs)) == exact(head.loader(outputs)), "the loader's rows differ"
     seconds: dict[str, list[float]] = {}
     for _ in range(args.repeat):
-        for name, side in (("base", base), ("head", head)):
-            seconds.setdefault(f"validator {name}", []).append(timed(side.validator, payloads)[0])
+        for name, side, given in (("base", base, base_payloads), ("head", head, payloads)):
+            seconds.setdefault(f"validator {name}", []).append(timed(side.validator, given)[0])
             seconds.setdefault(f"loader {name}", []).append(timed(side.loader, outputs)[0])
     rejected = sum(r for r, _ in outputs)
     print(
@@ -216,6 +261,12 @@ def main() -> None:
         f" base {args.base}"
     )
     print("identical output: validator bytes, loader rows")
+    sizes = [
+        sum(len(value) for value, _ in given) / args.rows for given in (base_payloads, payloads)
+    ]
+    print(
+        f"sales.raw base {sizes[0]:6.1f} bytes/row  head {sizes[1]:6.1f} bytes/row (ids in clear)"
+    )
     for stage in ("validator", "loader"):
         old, new = (min(seconds[f"{stage} {s}"]) for s in ("base", "head"))
         print(

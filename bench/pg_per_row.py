@@ -48,7 +48,7 @@ from devstack.config import REPO_ROOT
 from devstack.pipeline import drop_database
 from pydantic import SecretStr
 from sales_common.codec import (
-    RawSaleStruct,
+    RawRowsStruct,
     RejectedSaleStruct,
     ValidatedSaleStruct,
     decode_rejected,
@@ -61,7 +61,7 @@ from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import duplicate_transaction_id
 from sales_common.schema.migrations import available
 from validator.config import RuleSettings
-from validator.rules import validate
+from validator.rules import PackRules
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPOSITORY = "services/loader/src/loader/repository.py"
@@ -100,19 +100,20 @@ def upload(upload_id: str, rows: int, seed: int) -> list[ValidatedSaleStruct | R
     """The validator's output for a generated file of `rows` rows."""
     hasher = CustomerHasher(PiiSettings(hmac_key=SecretStr("b" * 32)))
     rules, now = RuleSettings(), datetime.now(UTC)
-    records: list[ValidatedSaleStruct | RejectedSaleStruct] = []
-    for number, values in enumerate(csv.reader(generate.rows(rows, 0.1, seed)), start=1):
-        raw = RawSaleStruct(
-            upload_id=upload_id,
-            row_number=number,
-            fields=dict(zip(_COLUMNS, values, strict=True)),
-            field_count=len(values),
-            column_count=len(_COLUMNS),
-            source_filename="bench.csv",
-            received_at=now,
-        )
-        records.append(validate(raw, rules, hasher, now))
-    return records
+    column = _COLUMNS.index("customer_id")
+    table = [list(values) for values in csv.reader(generate.rows(rows, 0.1, seed))]
+    ids: list[str | None] = [cells.pop(column) for cells in table]
+    pack = RawRowsStruct(
+        upload_id=upload_id,
+        first_row=1,
+        columns=[name for name in _COLUMNS if name != "customer_id"],
+        column_count=len(_COLUMNS),
+        source_filename="bench.csv",
+        received_at=now,
+        rows=table,
+    )
+    validator = PackRules(pack, rules, hasher, now)
+    return [validator.validate(index, customer_id) for index, customer_id in enumerate(ids)]
 
 
 def batches(records: list[ValidatedSaleStruct | RejectedSaleStruct], size: int) -> list[Batch]:

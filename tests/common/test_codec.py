@@ -17,11 +17,13 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
+from devstack.generate import raw_records
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 from sales_common import codec
 from sales_common.codec import (
     RawPackStruct,
+    RawRowsStruct,
     RawSaleStruct,
     RejectedSaleStruct,
     ValidatedSaleStruct,
@@ -36,6 +38,7 @@ from sales_common.events import (
     RawPack,
     RawRecord,
     RawRecords,
+    RawRows,
     RawSale,
     RejectedSale,
     ValidatedSale,
@@ -45,16 +48,50 @@ from sales_common.events import (
     raw_sales,
 )
 
-Struct = RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct
+Struct = RawRowsStruct | RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct
 PAIRS: list[tuple[type[BaseModel], type[msgspec.Struct]]] = [
+    (RawRows, RawRowsStruct),
     (RawSale, RawSaleStruct),
     (ValidatedSale, ValidatedSaleStruct),
     (RejectedSale, RejectedSaleStruct),
     (Violation, ViolationStruct),
     (RawPack, RawPackStruct),
 ]
+
+
+def sales_of(packs: list[RawRowsStruct]) -> list[RawSaleStruct]:
+    """The rows decode_raw gives, each as the RawSale it stands for: its fields are the
+    columns zipped with its cells."""
+    return [
+        RawSaleStruct(
+            upload_id=pack.upload_id,
+            row_number=pack.first_row + index,
+            fields=dict(zip(pack.columns, cells, strict=False)),
+            field_count=dict(pack.field_counts).get(index, pack.column_count),
+            column_count=pack.column_count,
+            source_filename=pack.source_filename,
+            received_at=pack.received_at,
+        )
+        for pack in packs
+        for index, cells in enumerate(pack.rows)
+    ]
+
+
+def only(packs: list[RawRowsStruct]) -> RawRowsStruct:
+    [pack] = packs
+    return pack
+
+
+def only_sale(payload: bytes) -> RawSaleStruct:
+    [sale] = sales_of(decode_raw(payload))
+    return sale
+
+
+# A contract of each topic, and how the hot path decodes it; a RawSale (what ingest wrote
+# before packs) comes out of decode_raw as a RawRows of one row.
 HOT_DECODERS: list[tuple[type[Contract], Callable[[bytes], Struct]]] = [
-    (RawSale, lambda payload: decode_raw(payload).rows[0]),
+    (RawRows, lambda payload: only(decode_raw(payload))),
+    (RawSale, only_sale),
     (ValidatedSale, decode_validated),
     (RejectedSale, decode_rejected),
 ]
@@ -66,10 +103,13 @@ ALPHABET = "aZ09 -_.,;:'\"\\/\t\n\r\x00\x01\x1f\x7f\u00e9\u00a0\u2028\u2029\ufef
 def test_each_struct_has_the_fields_of_its_model_in_order_with_the_same_defaults(
     model: type[BaseModel], struct: type[msgspec.Struct]
 ) -> None:
-    def default(value: Any) -> Any:
+    def default(value: Any, factory: Any = msgspec.NODEFAULT) -> Any:
+        if factory is not msgspec.NODEFAULT:
+            return factory()
         return "required" if value in (PydanticUndefined, msgspec.NODEFAULT) else value
 
-    assert [(f.name, default(f.default)) for f in msgspec.structs.fields(struct)] == [
+    fields = msgspec.structs.fields(struct)
+    assert [(f.name, default(f.default, f.default_factory)) for f in fields] == [
         (name, default(field.default)) for name, field in model.model_fields.items()
     ]
     assert struct.__struct_config__.forbid_unknown_fields
@@ -95,6 +135,26 @@ def money(rng: random.Random) -> Decimal:
     return Decimal(rng.randint(1, 10**12)).scaleb(-2)
 
 
+def raw_rows(rng: random.Random) -> RawRows:
+    """A RawRows of random values that fits its columns (events.rows_problem)."""
+    columns = list(dict.fromkeys(text(rng, 6) for _ in range(rng.randint(0, 6))))
+    rows = [
+        [text(rng) for _ in range(rng.choice([len(columns), rng.randint(0, len(columns))]))]
+        for _ in range(rng.randint(1, 5))
+    ]
+    return RawRows(
+        upload_id=text(rng),
+        first_row=rng.randint(1, 10**9),
+        columns=columns,
+        column_count=rng.randint(0, 9),
+        source_filename=text(rng),
+        received_at=moment(rng),
+        customer_ids=maybe(rng, text(rng, 40)),
+        field_counts=[(i, rng.randint(0, 9)) for i in range(len(rows)) if rng.random() < 0.3],
+        rows=rows,
+    )
+
+
 def contracts(rng: random.Random) -> list[Contract]:
     """One record of each topic, with random values in every field."""
     fields = {text(rng, 6): text(rng) for _ in range(rng.randint(0, 6))}
@@ -103,6 +163,7 @@ def contracts(rng: random.Random) -> list[Contract]:
         for _ in range(rng.randint(1, 3))
     ]
     return [
+        raw_rows(rng),
         RawSale(
             upload_id=text(rng),
             row_number=rng.randint(1, 10**9),
@@ -142,6 +203,8 @@ def contracts(rng: random.Random) -> list[Contract]:
 def as_struct(record: Contract) -> Struct:
     """The Struct of the same values, built directly (as the validator builds its records)."""
     values = dict(record)
+    if isinstance(record, RawRows):
+        return RawRowsStruct(**values)
     if isinstance(record, RawSale):
         return RawSaleStruct(**values)
     if isinstance(record, ValidatedSale):
@@ -161,7 +224,7 @@ def values_of(record: Contract | Struct) -> dict[str, Any]:
                 type(value).__name__,
                 value.isoformat() if not isinstance(value, Decimal) else str(value),
             )
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             return [exact(v) for v in value]
         if isinstance(value, BaseModel | msgspec.Struct):
             return values_of(value)  # type: ignore[arg-type]
@@ -190,6 +253,12 @@ def test_random_records_have_the_same_bytes_and_values_both_ways() -> None:
             assert encode_struct(fast) == wire
 
 
+class RefusingRawRecord:
+    @staticmethod
+    def model_validate_json(payload: bytes) -> RawRecord:
+        raise AssertionError(f"fell back to the contract for {payload!r}")
+
+
 def test_what_producers_write_never_falls_back_to_the_contract(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -204,15 +273,23 @@ def test_what_producers_write_never_falls_back_to_the_contract(
     ]
     # ingest writes sales.raw with RawRecords, received_at as datetime.isoformat().
     at = datetime.now(UTC).isoformat()
-    raw = RawRecords("u", 3, "f.csv", at).encode(1, orjson.dumps({"product": "Halal X"}), 1)
-    payloads.append((lambda payload: decode_raw(payload).rows[0], raw))
+    records = RawRecords("u", ["product", "price"], 3, "f.csv", at)
+    rows = [orjson.dumps(["Halal X", "1"]), orjson.dumps(["Halal Y"])]
+    for token in ("pii:v1:e1:abc", None):
+        raw = records.pack(1, rows, token, [(0, 3), (1, 1)])
+        payloads.append((lambda payload: only(decode_raw(payload)), raw))
+    payloads.extend(
+        (lambda payload: only(decode_raw(payload)), value)
+        for value, _ in raw_records(300, rows_per_record=128)
+    )
     monkeypatch.setattr(codec, "decode", refuse)
+    monkeypatch.setattr(codec, "RawRecord", RefusingRawRecord)
     for hot_decode, payload in payloads:
         hot_decode(payload)
 
 
 def canonical(model: type[Contract]) -> dict[str, Any]:
-    record = contracts(random.Random(5))[[RawSale, ValidatedSale, RejectedSale].index(model)]
+    record = next(r for r in contracts(random.Random(5)) if type(r) is model)
     values: dict[str, Any] = orjson.loads(encode(record))
     return values
 
@@ -263,9 +340,30 @@ def mutations(model: type[Contract]) -> list[bytes]:
     for name in base:
         variants.append({k: v for k, v in base.items() if k != name})
         variants.extend(base | {name: wrong} for wrong in WRONG_TYPES)
-    variants.extend(base | {"schema_version": v} for v in (0, 2, 99, "1", 1.0, True))
+    variants.extend(base | {"schema_version": v} for v in (0, 1, 2, 99, "1", 1.0, True))
     special: dict[str, list[Any]] = {
         "row_number": [0, -1, 1, 2**31, 1.0, "1", "x"],
+        "first_row": [0, -1, 1, 2**31, 1.0, "1", "x"],
+        "columns": [[], ["customer_id"], ["a", "a"], ["a", 1], [""], "a", [*"abcdefghij"]],
+        "column_count": [-1, 0, 1.0, "3"],
+        "customer_ids": ["", 1],
+        "field_counts": [
+            [],
+            [[0, 1]],
+            [[0, -1]],
+            [[0]],
+            [[0, 1, 2]],
+            [[9, 1]],
+            [[0, 1], [0, 2]],
+            [["0", 1]],
+            [[0.0, 1]],
+            [[True, 1]],
+            [[0, "1"]],
+            "x",
+            [0, 1],
+            [{"0": 1}],
+        ],
+        "rows": [[], [[]], [["a"]], [[1]], [[*"abcdefghij"]], ["a"], [[None]], [["a"], []]],
         "field_count": [-1, 0, 1.0, "3"],
         "quantity": [0, -1, 1, 1.0, "1"],
         "received_at": DATETIMES,
@@ -315,7 +413,7 @@ def verdict(decoder: Callable[[bytes], Any], payload: bytes) -> dict[str, Any] |
 
 
 @pytest.mark.parametrize(
-    ("model", "hot_decode"), HOT_DECODERS, ids=["raw", "validated", "rejected"]
+    ("model", "hot_decode"), HOT_DECODERS, ids=["raw", "raw-before", "validated", "rejected"]
 )
 def test_the_hot_path_accepts_exactly_what_the_contract_accepts_with_the_same_values(
     model: type[Contract], hot_decode: Callable[[bytes], Struct]
@@ -329,24 +427,37 @@ def test_the_hot_path_accepts_exactly_what_the_contract_accepts_with_the_same_va
     assert 10 < accepted < len(payloads) - 10  # both verdicts are exercised
 
 
-def test_a_packed_raw_record_reads_as_its_rows_on_both_paths() -> None:
-    at = "2026-11-26T12:00:00.123456Z"  # as pydantic writes it, to compare the bytes
-    records = RawRecords("u", 3, "f.csv", at)
-    rows = [records.encode(n, orjson.dumps({"product": f"Halal {n}"}), 1) for n in range(1, 6)]
+def old_row(number: int, upload: str = "u", **fields: str) -> RawSale:
+    return RawSale(
+        upload_id=upload,
+        row_number=number,
+        fields=fields,
+        field_count=len(fields),
+        column_count=3,
+        source_filename="f.csv",
+        received_at=datetime(2026, 11, 26, 12, tzinfo=UTC),
+    )
+
+
+def test_the_forms_before_rawrows_read_as_their_rows_on_both_paths() -> None:
+    rows = [old_row(n, product=f"Halal {n}", price="1", quantity="2") for n in range(1, 5)]
+    rows.append(old_row(5, product="Halal 5"))  # short
     for sealed in ("pii:v1:e1:abc", None):
-        packed = RawRecords.pack(rows, sealed)
-        hot = decode_raw(packed)
-        contract = RawRecord.model_validate_json(packed).root
-        assert isinstance(contract, RawPack)
-        assert encode(contract) == packed  # the bytes the contract writes
-        assert hot.customer_ids == contract.customer_ids == sealed
-        assert [r.row_number for r in hot.rows] == [r.row_number for r in raw_sales(packed)]
-        assert [r.fields for r in hot.rows] == [r.fields for r in contract.rows]
+        packed = encode(RawPack(customer_ids=sealed, rows=rows))
+        [hot] = decode_raw(packed)
+        assert hot.customer_ids == sealed
+        assert (hot.first_row, hot.columns, hot.field_counts) == (
+            1,
+            ["product", "price", "quantity"],
+            [(4, 1)],
+        )
+        assert sales_of([hot]) == [as_struct(row) for row in raw_sales(packed)]
     # What ingest wrote before packs: a row, or an array of rows.
-    for unpacked, count in ((rows[0], 1), (b"[%s]" % b",".join(rows), 5)):
-        assert decode_raw(unpacked).customer_ids is None
-        assert len(decode_raw(unpacked).rows) == len(raw_sales(unpacked)) == count
-    broken = RawRecords.pack([rows[0], rows[1].replace(b'"row_number":2', b'"row_number":0')], None)
+    for unpacked in (encode(rows[0]), b"[%s]" % b",".join(map(encode, rows))):
+        [hot] = decode_raw(unpacked)
+        assert hot.customer_ids is None
+        assert sales_of([hot]) == [as_struct(row) for row in raw_sales(unpacked)]
+    broken = encode(RawPack(rows=rows[:2])).replace(b'"row_number":2', b'"row_number":0')
     empty = b'{"schema_version":1,"customer_ids":null,"rows":[]}'
     for refused in (broken, empty, b"[]", b"[1]"):
         with pytest.raises(ValidationError):
@@ -355,7 +466,35 @@ def test_a_packed_raw_record_reads_as_its_rows_on_both_paths() -> None:
             raw_sales(refused)
 
 
-@pytest.mark.parametrize(("model", "struct"), PAIRS[:3], ids=["raw", "validated", "rejected"])
+def test_rows_that_are_not_one_run_read_as_several_rawrows() -> None:
+    """Ingest never wrote them, but the contract takes them: each run of consecutive rows
+    of one upload whose fields' names line up is a RawRows, and every row is kept."""
+    rows = [
+        old_row(1, product="A", price="1", quantity="1"),
+        old_row(2, product="B"),  # short: still the same columns
+        old_row(3, product="C", price="3", quantity="3", date="2026-11-01"),  # one more column
+        old_row(4, price="4", product="D"),  # another order
+        old_row(6, product="E"),  # not the next row
+        old_row(7, "v", product="F"),  # another upload
+    ]
+    for payload in (
+        b"[%s]" % b",".join(map(encode, rows)),
+        encode(RawPack(customer_ids="pii:v1:e1:abc", rows=rows)),
+    ):
+        packs = decode_raw(payload)
+        assert [(p.upload_id, p.first_row, len(p.rows)) for p in packs] == [
+            ("u", 1, 3),
+            ("u", 4, 1),
+            ("u", 6, 1),
+            ("v", 7, 1),
+        ]
+        assert packs[0].columns == ["product", "price", "quantity", "date"]
+        assert sales_of(packs) == [as_struct(row) for row in raw_sales(payload)]
+
+
+@pytest.mark.parametrize(
+    ("model", "struct"), PAIRS[:4], ids=["raw", "raw-before", "validated", "rejected"]
+)
 def test_the_structs_alone_refuse_what_matters(
     model: type[Contract], struct: type[msgspec.Struct]
 ) -> None:
@@ -364,7 +503,7 @@ def test_the_structs_alone_refuse_what_matters(
     base = canonical(model)
     required = [f.name for f in msgspec.structs.fields(struct) if f.required]
     refused = [
-        base | {"schema_version": 2},
+        base | {"schema_version": 3 - base["schema_version"]},  # 1 for 2, 2 for 1
         base | {"unknown": 1},
         *({k: v for k, v in base.items() if k != name} for name in required),
         *(base | {name: [base[name]]} for name in base),
@@ -380,9 +519,10 @@ def test_not_records_are_refused_with_the_contracts_reasons() -> None:
         for model, hot_decode in HOT_DECODERS:
             with pytest.raises(ValidationError) as hot:
                 hot_decode(payload)
+            # sales.raw's record is any of its forms: RawRecord.
+            contract_model = RawRecord if model in (RawRows, RawSale) else model
             with pytest.raises(ValidationError) as contract:
-                # sales.raw's record is a RawSale or a pack of them: RawRecord.
-                (RawRecord if model is RawSale else model).model_validate_json(payload)
+                contract_model.model_validate_json(payload)
             assert str(hot.value) == str(contract.value)
 
 

@@ -5,6 +5,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 from sales_common.events import (
+    RAW_SCHEMA_VERSION,
     RawSale,
     RejectedSale,
     ValidatedSale,
@@ -101,3 +102,5 @@ def test_event_ids_are_the_stored_ones() -> None:
 
 def test_every_record_carries_content_type_and_schema_version_headers() -> None:
     assert dict(record_headers()) == {"content-type": b"application/json", "schema-version": b"1"}
+    # sales.raw's records (RawRows), internal, have a version of their own.
+    assert dict(record_headers(schema_version=RAW_SCHEMA_VERSION))["schema-version"] == b"2"

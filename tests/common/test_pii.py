@@ -109,14 +109,12 @@ def test_sealed_ids_that_are_not_one_text_per_row_are_refused() -> None:
             c.open_ids(token, "u", 1, 2)
 
 
-def test_reveal_decrypts_in_place_and_leaves_clear_ids_alone() -> None:
+def test_reveal_decrypts_a_rows_own_token_and_leaves_clear_ids_alone() -> None:
     c = cipher()
-    fields = {"customer_id": c.encrypt("CUST-9", row_context("u", 3)), "product": "Halal A"}
-    c.reveal(fields, "u", 3)
-    assert fields == {"customer_id": "CUST-9", "product": "Halal A"}
-    legacy = {"customer_id": "CUST-9"}
-    c.reveal(legacy, "u", 3)
-    assert legacy == {"customer_id": "CUST-9"}
+    assert c.reveal(c.encrypt("CUST-9", row_context("u", 3)), "u", 3) == "CUST-9"
+    assert c.reveal("CUST-9", "u", 3) == "CUST-9"
+    with pytest.raises(UnreadableCustomerId):
+        c.reveal(c.encrypt("CUST-9", row_context("u", 3)), "u", 4)
 
 
 def test_every_configured_hashing_key_is_offered_the_current_first() -> None:

@@ -4,7 +4,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sales_common.codec import (
-    RawSaleStruct,
     RejectedSaleStruct,
     ViolationStruct,
     decode_rejected,
@@ -22,6 +21,7 @@ from sales_common.rejections import (
     duplicate_transaction_id,
     rejected_row,
     unreadable,
+    unreadable_customer_id,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -30,16 +30,9 @@ BROKEN = [
 ]
 
 
-def raw(**fields: str) -> RawSaleStruct:
-    return RawSaleStruct(
-        upload_id="u1",
-        row_number=4,
-        fields=fields,
-        field_count=len(fields),
-        column_count=len(fields),
-        source_filename="sales.csv",
-        received_at=NOW,
-    )
+def raw(**fields: str) -> tuple[str, int, dict[str, str]]:
+    """A row's upload, number and fields (a dict of its own, as the validator builds them)."""
+    return "u1", 4, fields
 
 
 SALE = ReusedTransactionId(
@@ -65,7 +58,7 @@ def assert_is_a_contract_record(rejection: RejectedSaleStruct) -> None:
 
 def test_rejected_row_keeps_every_violation_and_is_identified_by_its_row() -> None:
     rejection = rejected_row(
-        raw(product="Pork", price="1", quantity="1", transaction_id="T-1"), BROKEN, None, None, NOW
+        *raw(product="Pork", price="1", quantity="1", transaction_id="T-1"), BROKEN, None, None, NOW
     )
     assert rejection.violations == BROKEN
     assert (rejection.upload_id, rejection.row_number) == ("u1", 4)
@@ -78,12 +71,24 @@ def test_rejected_row_keeps_every_violation_and_is_identified_by_its_row() -> No
 
 
 def test_rejected_row_replaces_the_customer_id_by_its_hash() -> None:
-    hashed = rejected_row(raw(product="X", customer_id="CUST-1"), BROKEN, "h" * 64, "k1", NOW)
+    hashed = rejected_row(*raw(product="X", customer_id="CUST-1"), BROKEN, "h" * 64, "k1", NOW)
     assert hashed.fields == {"product": "X", "customer_id": "h" * 64}
     assert hashed.pii_key_id == "k1"
-    blank = rejected_row(raw(product="X", customer_id="  "), BROKEN, None, None, NOW)
+    blank = rejected_row(*raw(product="X", customer_id="  "), BROKEN, None, None, NOW)
     assert blank.fields == {"product": "X", "customer_id": ""}
-    assert "customer_id" not in rejected_row(raw(product="X"), BROKEN, None, None, NOW).fields
+    assert "customer_id" not in rejected_row(*raw(product="X"), BROKEN, None, None, NOW).fields
+
+
+def test_a_row_whose_id_does_not_decrypt_keeps_nothing_of_it() -> None:
+    rejection = unreadable_customer_id(
+        *raw(product="Halal X", customer_id="pii:v1:e9:abc"), "no key e9", NOW
+    )
+    assert_is_a_contract_record(rejection)
+    assert rejection.fields == {"product": "Halal X"}
+    assert [(v.field, v.rule, v.message) for v in rejection.violations] == [
+        ("customer_id", "unreadable", "no key e9")
+    ]
+    assert (rejection.upload_id, rejection.row_number, rejection.pii_key_id) == ("u1", 4, None)
 
 
 def test_duplicate_transaction_id_names_the_row_that_stored_it_first() -> None:

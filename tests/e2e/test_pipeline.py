@@ -13,7 +13,7 @@ import httpx
 import pytest
 from devstack.pipeline import RunningPipeline
 from devstack.processes import wait_until
-from sales_common.events import RawPack, RawRecord
+from sales_common.events import RawRecord, RawRows
 
 from tests.conftest import DATA
 from tests.helpers import consume_quiet
@@ -151,11 +151,10 @@ def test_raw_customer_ids_are_nowhere_at_rest(started: RunningPipeline) -> None:
         records = await consume_quiet(pipeline.kafka, every_topic)
         raw = await consume_quiet(pipeline.kafka, [topics.raw, topics.raw_priority])
         records_raw = [RawRecord.model_validate_json(r.value or b"").root for r in raw]
-        packs = [pack for pack in records_raw if isinstance(pack, RawPack)]
-        assert len(packs) == len(records_raw)  # ingest writes packs, their ids sealed
-        rows = [row for pack in packs for row in pack.rows]
-        assert len(rows) == 20
-        assert all("customer_id" not in row.fields for row in rows)
+        packs = [pack for pack in records_raw if isinstance(pack, RawRows)]
+        assert len(packs) == len(records_raw)  # ingest writes RawRows, their ids sealed
+        assert sum(len(pack.rows) for pack in packs) == 20
+        assert all("customer_id" not in pack.columns for pack in packs)
         assert all((pack.customer_ids or "").startswith("pii:v1:") for pack in packs)
         conn = await asyncpg.connect(pipeline.database)
         try:

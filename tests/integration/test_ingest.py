@@ -97,6 +97,7 @@ async def test_upload_streams_every_row_to_sales_raw(
     assert raws[0].fields == {"product": "Halal Laptop", "price": "999.99", "quantity": "2"}
     assert {r.upload_id for r in raws} == {body["upload_id"]}
     assert all(dict(r.headers)["content-type"] == b"application/json" for r in records)
+    assert all(dict(r.headers)["schema-version"] == b"2" for r in records)  # RawRows
 
 
 async def test_bad_header_is_422_and_leaves_nothing(

@@ -27,7 +27,7 @@ from sales_common.events import RejectedSale, ValidatedSale, decode
 from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import unreadable
 from validator.config import RuleSettings
-from validator.rules import validate
+from validator.rules import PackRules
 
 NOW = datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC)
 HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))
@@ -74,17 +74,19 @@ def test_the_columns_are_the_records_fields_in_contract_order() -> None:
 
 def test_rows_of_generated_records_are_the_rows_built_from_the_contract() -> None:
     sales = rejections = 0
-    for raw in raw_records(20_000, seed=3):
-        [decoded] = decode_raw(raw).rows
-        result = validate(decoded, RuleSettings(), HASHER, NOW)
-        wire = encode_struct(result)
-        if isinstance(result, RejectedSaleStruct):
-            row = rejection_row(decode_rejected(wire))
-            assert exact(row) == exact(contract_rejection_row(wire))
-            rejections += 1
-        else:
-            assert exact(sale_row(decode_validated(wire))) == exact(contract_sale_row(wire))
-            sales += 1
+    for raw, ids in raw_records(20_000, seed=3):
+        [decoded] = decode_raw(raw)
+        rows = PackRules(decoded, RuleSettings(), HASHER, NOW)
+        for index, customer_id in enumerate(ids):
+            result = rows.validate(index, customer_id)
+            wire = encode_struct(result)
+            if isinstance(result, RejectedSaleStruct):
+                row = rejection_row(decode_rejected(wire))
+                assert exact(row) == exact(contract_rejection_row(wire))
+                rejections += 1
+            else:
+                assert exact(sale_row(decode_validated(wire))) == exact(contract_sale_row(wire))
+                sales += 1
     assert (sales, rejections) == (18_000, 2_000)
 
 

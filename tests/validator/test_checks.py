@@ -3,12 +3,11 @@
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sales_common.codec import RawSaleStruct
 from validator.config import RuleSettings
 from validator.rules import (
     FIELD_RULES,
@@ -23,6 +22,7 @@ from validator.rules import (
     parse_date,
     parse_price,
     parse_quantity,
+    plan,
 )
 
 RULES = RuleSettings()
@@ -145,20 +145,8 @@ def test_parse_messages_quote_at_most_40_characters() -> None:
     assert day.message("2026-13-05") == "date is not YYYY-MM-DD: '2026-13-05'"
 
 
-def raw_row(fields: dict[str, str], field_count: int = 3) -> RawSaleStruct:
-    return RawSaleStruct(
-        upload_id="u1",
-        row_number=1,
-        fields=fields,
-        field_count=field_count,
-        column_count=3,
-        source_filename="sales.csv",
-        received_at=datetime(2026, 11, 26, tzinfo=UTC),
-    )
-
-
 def test_field_count_compares_fields_with_columns() -> None:
-    violation = field_count(raw_row({}, field_count=2))
+    violation = field_count(3, 2)
     assert (violation.field, violation.rule, violation.message) == (
         "row",
         "field_count",
@@ -167,9 +155,8 @@ def test_field_count_compares_fields_with_columns() -> None:
 
 
 def test_check_row_stops_a_field_at_its_first_failed_stage() -> None:
-    violations, parsed = check_row(
-        raw_row({"product": " ", "price": "-1.234", "quantity": "x", "date": ""}), RULES
-    )
+    fields = {"product": " ", "price": "-1.234", "quantity": "x", "date": ""}
+    violations, parsed = check_row(list(fields.values()), plan(list(fields)), 4, 4, RULES)
     assert [(v.field, v.rule, v.message) for v in violations] == [
         ("product", "required", "product is missing"),
         ("price", "positive", "price must be greater than 0"),
@@ -177,3 +164,33 @@ def test_check_row_stops_a_field_at_its_first_failed_stage() -> None:
         ("quantity", "integer", "quantity is not an integer: 'x'"),
     ]
     assert parsed == {"price": Decimal("-1.234")}
+
+
+def test_check_row_reads_each_field_at_its_columns_place() -> None:
+    """Whatever the header's order; a column the file lacks, or a row too short to reach it,
+    reads as a blank field."""
+    columns = ["quantity", "note", "price", "product", "date"]
+    steps = plan(columns)
+    assert [(place, name) for place, name, *_ in steps] == [
+        (3, "product"),
+        (2, "price"),
+        (0, "quantity"),
+        (4, "date"),
+    ]
+    cells = ["3", "ignored", "1.50", "Halal A", "2026-11-01"]
+    violations, parsed = check_row(cells, steps, 5, 5, RULES)
+    assert violations == []
+    assert parsed == {
+        "product": "Halal A",
+        "price": Decimal("1.50"),
+        "quantity": 3,
+        "date": date(2026, 11, 1),
+    }
+    violations, parsed = check_row(cells[:3], steps, 3, 5, RULES)
+    assert [(v.field, v.rule) for v in violations] == [
+        ("row", "field_count"),
+        ("product", "required"),
+    ]
+    assert parsed == {"price": Decimal("1.50"), "quantity": 3}
+    no_date = plan(["product", "price", "quantity"])
+    assert check_row(["Halal A", "1", "2"], no_date, 3, 3, RULES)[0] == []

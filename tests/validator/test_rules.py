@@ -1,10 +1,11 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import pytest
 from pydantic import SecretStr, ValidationError
 from sales_common.codec import ValidatedSaleStruct, decode_raw, encode_struct
-from sales_common.events import RawSale, RejectedSale, ValidatedSale, decode, encode
+from sales_common.events import RawRows, RejectedSale, ValidatedSale, decode, encode
 from sales_common.pii import CustomerHasher, PiiSettings
 from validator import rules
 from validator.config import RuleSettings
@@ -14,29 +15,40 @@ HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))
 RULES = RuleSettings()
 
 
-def raw_row(fields: dict[str, str], row: int = 1, columns: int | None = None) -> RawSale:
-    return RawSale(
+class Row(NamedTuple):
+    """A row as the validator holds it: in a `RawRows` record, its customer id opened."""
+
+    record: RawRows
+    customer_id: str | None
+
+
+def raw_row(fields: dict[str, str], row: int = 1, columns: int | None = None) -> Row:
+    column_count = columns or len(fields)
+    cells = {name: value for name, value in fields.items() if name != "customer_id"}
+    record = RawRows(
         upload_id="u1",
-        row_number=row,
-        fields=fields,
-        field_count=len(fields),
-        column_count=columns or len(fields),
+        first_row=row,
+        columns=list(cells),
+        column_count=column_count,
         source_filename="sales.csv",
         received_at=NOW,
+        field_counts=[] if len(fields) == column_count else [(0, len(fields))],
+        rows=[list(cells.values())],
     )
+    return Row(record, fields.get("customer_id"))
 
 
-def raw(**fields: str) -> RawSale:
+def raw(**fields: str) -> Row:
     return raw_row(fields)
 
 
 def validate(
-    raw: RawSale, settings: RuleSettings, hasher: CustomerHasher, now: datetime
+    raw: Row, settings: RuleSettings, hasher: CustomerHasher, now: datetime
 ) -> ValidatedSale | RejectedSale:
     """The rules as the validator runs them (the record decoded and the result encoded by the
     hot path), read back through the contract, as every reader of the topics reads them."""
-    [decoded] = decode_raw(encode(raw)).rows
-    result = rules.validate(decoded, settings, hasher, now)
+    [decoded] = decode_raw(encode(raw.record))
+    result = rules.PackRules(decoded, settings, hasher, now).validate(0, raw.customer_id)
     if isinstance(result, ValidatedSaleStruct):
         return decode(ValidatedSale, encode_struct(result))
     return decode(RejectedSale, encode_struct(result))

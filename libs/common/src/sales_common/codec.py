@@ -8,7 +8,8 @@ the same defaults and constraints (but one, below), so it writes the same bytes;
 tests/common/test_codec.py proves it, field by field and byte by byte.
 
 Decoding trusts the Struct only for the form our own producers write; what a Struct field
-checks only slowly (the customer hash's pattern) decode_validated checks after it. Anything
+checks only slowly (the customer hash's pattern) decode_validated checks after it, and what
+RawRows asks beyond its fields' types (events.rows_problem) decode_raw does. Anything
 else it refuses (a JSON number for a price, "1.0" for a row number, a NaN price) goes to the
 contract, which has the last word: it raises pydantic's ValidationError, or its accepted
 record is re-encoded in the canonical form and decoded here. So the hot path accepts exactly
@@ -30,18 +31,41 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from sales_common.events import RawRecord, RejectedSale, ValidatedSale, decode, encode
+from sales_common.events import (
+    RawRecord,
+    RejectedSale,
+    ValidatedSale,
+    decode,
+    encode,
+    rows_problem,
+)
 
 # The constraints of the models' fields; the customer hash's pattern is checked by
-# decode_validated (see _hex_digest).
+# decode_validated (see _hex_digest), what RawRows asks beyond its fields' types by decode_raw.
 _RowNumber = Annotated[int, msgspec.Meta(ge=1)]
 _Quantity = Annotated[int, msgspec.Meta(ge=1)]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 # Every Struct: forbid_unknown_fields as the contract's extra="forbid"; kw_only, so that fields
 # keep the models' order (hence the same bytes) whatever has a default (msgspec does not
 # inherit it, so each class says it); gc=False: records hold no reference cycles, so the
 # collector need not track them.
+class RawRowsStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """events.RawRows, and the form decode_raw gives every sales.raw record in."""
+
+    schema_version: Literal[2] = 2
+    upload_id: str
+    first_row: _RowNumber
+    columns: list[str]
+    column_count: int
+    source_filename: str
+    received_at: datetime
+    customer_ids: str | None = None
+    field_counts: list[tuple[_Count, _Count]] = []
+    rows: Annotated[list[list[str]], msgspec.Meta(min_length=1)]
+
+
 class RawSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """events.RawSale."""
 
@@ -104,8 +128,10 @@ class RejectedSaleStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 _ENCODER = msgspec.json.Encoder()
+_ROWS = msgspec.json.Decoder(RawRowsStruct)
+# What ingest wrote before RawRows: a RawPack, and before packs a row, or an array of rows
+# (events.RawRecord).
 _PACK = msgspec.json.Decoder(RawPackStruct)
-# What ingest wrote before packs: a row, or an array of rows (events.RawRecord).
 _UNPACKED = msgspec.json.Decoder(
     RawSaleStruct | Annotated[list[RawSaleStruct], msgspec.Meta(min_length=1)]
 )
@@ -113,27 +139,84 @@ _VALIDATED = msgspec.json.Decoder(ValidatedSaleStruct)
 _REJECTED = msgspec.json.Decoder(RejectedSaleStruct)
 
 
-def encode_struct(record: RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct) -> bytes:
+def encode_struct(
+    record: RawRowsStruct | RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct,
+) -> bytes:
     """The same bytes as events.encode of the record's model."""
     return _ENCODER.encode(record)
 
 
-def decode_raw(payload: bytes) -> RawPackStruct:
-    """A `sales.raw` record as a pack (a row or an array of rows, what ingest wrote before
-    packs, as a pack without sealed ids); raises pydantic's ValidationError for what the
-    contract refuses."""
+def decode_raw(payload: bytes) -> list[RawRowsStruct]:
+    """A `sales.raw` record as `RawRows`: one, as ingest writes them (the forms it wrote
+    before, converted, see _runs); raises pydantic's ValidationError for what the contract
+    refuses."""
     try:
         return _decode_raw(payload)
     except msgspec.MsgspecError:
         return _decode_raw(RawRecord.model_validate_json(payload).model_dump_json())
 
 
-def _decode_raw(payload: bytes | str) -> RawPackStruct:
+def _decode_raw(payload: bytes | str) -> list[RawRowsStruct]:
     try:
-        return _PACK.decode(payload)
+        pack = _ROWS.decode(payload)
+    except msgspec.MsgspecError:
+        return _decode_before_rows(payload)
+    if rows_problem(pack.columns, pack.field_counts, pack.rows) is not None:
+        raise msgspec.ValidationError("not a RawRows the contract accepts")  # it says why
+    return [pack]
+
+
+def _decode_before_rows(payload: bytes | str) -> list[RawRowsStruct]:
+    try:
+        pack = _PACK.decode(payload)
     except msgspec.MsgspecError:
         rows = _UNPACKED.decode(payload)
-    return RawPackStruct(rows=rows if isinstance(rows, list) else [rows])
+        return _runs(rows if isinstance(rows, list) else [rows], None)
+    return _runs(pack.rows, pack.customer_ids)
+
+
+def _runs(rows: list[RawSaleStruct], customer_ids: str | None) -> list[RawRowsStruct]:
+    """Rows of the forms before RawRows as RawRows, one for each run of consecutive rows of
+    one upload whose fields' names are all the start of one column list: a row's fields are
+    then its columns zipped with its cells, in their order. Ingest wrote nothing else, so a
+    record is one run; before packs, its `columns` hold customer_id, each id in its row's
+    cells. A pack's sealed ids go to each run, bound to the pack's first row and count: they
+    open only when the pack is one run."""
+    runs: list[RawRowsStruct] = []
+    run: RawRowsStruct | None = None
+    for row in rows:
+        names = list(row.fields)
+        if run is None or not _continues(run, row, names):
+            run = RawRowsStruct(
+                upload_id=row.upload_id,
+                first_row=row.row_number,
+                columns=names,
+                column_count=row.column_count,
+                source_filename=row.source_filename,
+                received_at=row.received_at,
+                customer_ids=customer_ids,
+                field_counts=[],
+                rows=[],
+            )
+            runs.append(run)
+        elif len(names) > len(run.columns):
+            run.columns = names
+        if row.field_count != row.column_count:
+            run.field_counts.append((len(run.rows), row.field_count))
+        run.rows.append(list(row.fields.values()))
+    return runs
+
+
+def _continues(run: RawRowsStruct, row: RawSaleStruct, names: list[str]) -> bool:
+    shared = min(len(names), len(run.columns))
+    return (
+        row.upload_id == run.upload_id
+        and row.row_number == run.first_row + len(run.rows)
+        and row.column_count == run.column_count
+        and row.source_filename == run.source_filename
+        and row.received_at == run.received_at
+        and names[:shared] == run.columns[:shared]
+    )
 
 
 def _plain_decimal(text: str) -> bool:

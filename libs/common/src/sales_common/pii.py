@@ -145,12 +145,12 @@ class FieldCipher:
     def encrypt(self, value: str, context: bytes) -> str:
         return self._seal(value.encode(), context)
 
-    def reveal(self, fields: dict[str, str], upload_id: str, row_number: int) -> None:
-        """Decrypt the row's customer id in place (a clear one, written before encryption
-        was on, is left as it is)."""
-        value = fields.get("customer_id")
-        if value and value.startswith(_TOKEN_PREFIX):
-            fields["customer_id"] = self.decrypt(value, row_context(upload_id, row_number))
+    def reveal(self, value: str, upload_id: str, row_number: int) -> str:
+        """A customer id of a row written before packs: decrypted when it was sealed on its
+        own, as it is when clear (written before encryption was on)."""
+        if value.startswith(_TOKEN_PREFIX):
+            return self.decrypt(value, row_context(upload_id, row_number))
+        return value
 
     def decrypt(self, token: str, context: bytes) -> str:
         try:

@@ -20,25 +20,27 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sales_common.codec import RawSaleStruct, RejectedSaleStruct, ViolationStruct
+from sales_common.codec import RejectedSaleStruct, ViolationStruct
 from sales_common.events import event_id_for, event_id_for_source
 
 
 def rejected_row(
-    raw: RawSaleStruct,
+    upload_id: str,
+    row_number: int,
+    fields: dict[str, str],
     violations: list[ViolationStruct],
     customer_hash: str | None,
     pii_key_id: str | None,
     now: datetime,
 ) -> RejectedSaleStruct:
-    """A row with every rule it broke; its customer id replaced by `customer_hash`."""
-    fields = dict(raw.fields)
+    """A row with every rule it broke; `fields` (the rejection keeps them: a dict of their
+    own) with the customer id replaced by `customer_hash`."""
     if "customer_id" in fields:
         fields["customer_id"] = customer_hash or ""
     return RejectedSaleStruct(
-        event_id=event_id_for(raw.upload_id, raw.row_number, None),
-        upload_id=raw.upload_id,
-        row_number=raw.row_number,
+        event_id=event_id_for(upload_id, row_number, None),
+        upload_id=upload_id,
+        row_number=row_number,
         fields=fields,
         violations=violations,
         pii_key_id=pii_key_id,
@@ -46,13 +48,15 @@ def rejected_row(
     )
 
 
-def unreadable_customer_id(raw: RawSaleStruct, reason: str, now: datetime) -> RejectedSaleStruct:
+def unreadable_customer_id(
+    upload_id: str, row_number: int, fields: dict[str, str], reason: str, now: datetime
+) -> RejectedSaleStruct:
     """A row whose customer id no configured key decrypts: kept as a row of its upload (so
-    the upload completes), without the id or anything derived from it."""
+    the upload completes), without the id or anything derived from it. `fields` as for
+    rejected_row."""
     violation = ViolationStruct(field="customer_id", rule="unreadable", message=reason)
-    rejection = rejected_row(raw, [violation], None, None, now)
-    rejection.fields.pop("customer_id", None)  # its own copy of the fields: `raw` is left as it is
-    return rejection
+    fields.pop("customer_id", None)
+    return rejected_row(upload_id, row_number, fields, [violation], None, None, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from typing import Literal
 from uuid import UUID
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from sales_common.events import record_headers
+from sales_common.events import RAW_SCHEMA_VERSION, record_headers
 from sales_common.kafka import BackgroundCloser, TransactionalProducer
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
@@ -34,7 +34,7 @@ from ingest.config import IngestSettings
 from ingest.metrics import IngestMetrics
 
 log = get_logger(__name__)
-_HEADERS = record_headers()
+_HEADERS = record_headers(schema_version=RAW_SCHEMA_VERSION)
 
 
 def transactional_id(upload_id: UUID) -> str:

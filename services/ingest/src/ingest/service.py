@@ -314,7 +314,10 @@ class UploadService:
     def _raw_records(
         self, received: _Received, upload_id: str, filename: str
     ) -> Iterator[tuple[bytes, bytes]]:
-        encoder = RawRecords(upload_id, len(received.columns), filename, received.received_at)
-        cipher = self._cipher if received.spool.has_ids else None
+        spool = received.spool
+        encoder = RawRecords(
+            upload_id, spool.columns, len(received.columns), filename, received.received_at
+        )
+        cipher = self._cipher if spool.has_ids else None
         limits = self._settings.uploads
-        return raw_records(received.spool.rows(), encoder, upload_id, cipher, limits)
+        return raw_records(spool.rows(), encoder, upload_id, cipher, limits)

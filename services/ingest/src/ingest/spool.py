@@ -20,7 +20,7 @@ from sales_common.pii import FieldCipher
 from ingest.config import SpoolSettings
 
 _BUFFER_BYTES = 1 << 20
-# (field count, fields JSON, customer id) of a row, as the spool gives it back.
+# (field count, cells JSON, customer id) of a row, as the spool gives it back.
 SpooledRow = tuple[int, bytes, str | None]
 
 
@@ -50,12 +50,13 @@ class SpoolBudget:
 
 class Spool:
     """One upload's checked rows in an unnamed temp file (nothing is left on disk when the
-    process dies), one line per row: `<field count> <fields as a JSON object>`. The fields
-    are encoded once, here, and copied into the Kafka record as they are at publish time.
+    process dies), one line per row: `<field count> <cells as a JSON array>`, the cells of
+    `columns` (a row's cells past the header are not kept). They are encoded once, here, and
+    copied into the Kafka record as they are at publish time (events.RawRows).
 
     Customer ids are encrypted here, before they touch the disk (sales_common.pii): taken
-    out of the rows' fields, the ids of each write are sealed together on a line of their
-    own before its rows, `*<row count> <token>`."""
+    out of the rows' cells (and `columns`), the ids of each write are sealed together on a
+    line of their own before its rows, `*<row count> <token>`."""
 
     def __init__(
         self, settings: SpoolSettings, budget: SpoolBudget, cipher: FieldCipher, upload_id: str
@@ -65,6 +66,7 @@ class Spool:
         self._upload_id = upload_id
         self._rows = 0
         self.has_ids = False  # the file has a customer_id column
+        self.columns: list[str] = []  # the header's, without customer_id
         # Closed in __exit__: the spool lives as long as its upload's request.
         self._file = tempfile.TemporaryFile(  # noqa: SIM115
             dir=settings.directory, buffering=_BUFFER_BYTES
@@ -80,8 +82,10 @@ class Spool:
         if self.has_ids:
             lines.append(self._seal_ids(columns.index("customer_id"), rows))
             columns = [column for column in columns if column != "customer_id"]
+        self.columns = columns
+        width = len(columns)
         lines += [
-            b"%d %s\n" % (count, orjson.dumps(dict(zip(columns, cells, strict=False))))
+            b"%d %s\n" % (count, orjson.dumps(cells if len(cells) <= width else cells[:width]))
             for count, cells in zip(counts, rows, strict=True)
         ]
         self._rows += len(rows)
@@ -97,7 +101,7 @@ class Spool:
         return b"*%d %s\n" % (len(rows), token.encode())
 
     def rows(self) -> Iterator[SpooledRow]:
-        """(field count, fields JSON, customer id) of each row, in the order they were
+        """(field count, cells JSON, customer id) of each row, in the order they were
         written."""
         self._file.flush()
         self._file.seek(0)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from sales_common.codec import (
-    RawPackStruct,
+    RawRowsStruct,
     RejectedSaleStruct,
     ValidatedSaleStruct,
     decode_raw,
@@ -46,7 +46,7 @@ from sales_common.slices import TimeSlices
 
 from validator.config import ValidatorSettings
 from validator.metrics import ValidatorMetrics
-from validator.rules import validate
+from validator.rules import PackRules
 
 log = get_logger(__name__)
 _HEADERS = record_headers()
@@ -153,33 +153,56 @@ class ValidatorHandler:
 
     def _transform_record(self, record: Message, now: datetime, results: list[Result]) -> None:
         """One sales.raw record's rows, appended to `results`."""
-        rules, hasher, cipher = self._settings.rules, self._hasher, self._cipher
         try:
-            pack = decode_raw(record.value() or b"")
+            packs = decode_raw(record.value() or b"")
         except (ValidationError, ValueError) as exc:
             # Kept whole: ingest writes every record of an upload, so one that is not
             # a sales.raw record at all has no row to trust.
             results.append(unreadable(source_of(record), f"not a sales.raw record: {exc}", now))
             return
+        offset = 0  # of the pack's first row in the record
+        for pack in packs:
+            self._transform_pack(pack, record, offset, now, results)
+            offset += len(pack.rows)
+
+    def _transform_pack(
+        self,
+        pack: RawRowsStruct,
+        record: Message,
+        offset: int,
+        now: datetime,
+        results: list[Result],
+    ) -> None:
+        cipher = self._cipher
+        rows = PackRules(pack, self._settings.rules, self._hasher, now)
+        count = len(pack.rows)
         try:
             # The ids ingest encrypted, in clear only in this process's memory.
             ids = _customer_ids(cipher, pack)
         except UnreadableCustomerId as exc:  # the rows are readable, their ids are not
-            results.extend(unreadable_customer_id(raw, str(exc), now) for raw in pack.rows)
+            results.extend(
+                unreadable_customer_id(
+                    rows.upload_id, rows.row_number(index), rows.fields(index), str(exc), now
+                )
+                for index in range(count)
+            )
             return
-        for index, raw in enumerate(pack.rows):
+        column = rows.customer_column
+        for index in range(count):
             try:
-                if ids is None:
-                    # Written before packs, each id sealed in its own field: this path can
-                    # go once every ingest packs and sales.raw's retention (a day) passed.
-                    cipher.reveal(raw.fields, raw.upload_id, raw.row_number)
-                elif (customer_id := ids[index]) is not None:
-                    raw.fields["customer_id"] = customer_id
-                results.append(validate(raw, rules, hasher, now))
+                if column is None:  # as ingest writes records
+                    customer_id = None if ids is None else ids[index]
+                else:
+                    customer_id = _customer_id_of_old_row(cipher, rows, index, column, ids)
+                results.append(rows.validate(index, customer_id))
             except UnreadableCustomerId as exc:
-                results.append(unreadable_customer_id(raw, str(exc), now))
+                results.append(
+                    unreadable_customer_id(
+                        rows.upload_id, rows.row_number(index), rows.fields(index), str(exc), now
+                    )
+                )
             except ValueError as exc:  # no rule foresaw it: kept
-                source = f"{source_of(record)}#{index}"
+                source = f"{source_of(record)}#{offset + index}"
                 results.append(unreadable(source, f"not a valid row: {exc}", now))
 
     def _outgoing(self, results: list[Result]) -> list[Outgoing]:
@@ -225,19 +248,28 @@ class ValidatorHandler:
             self._metrics.rejections.labels(rule).inc(count)
 
 
-def _customer_ids(cipher: FieldCipher, pack: RawPackStruct) -> list[str | None] | None:
+def _customer_ids(cipher: FieldCipher, pack: RawRowsStruct) -> list[str | None] | None:
     """Each row's customer id (None: the row has none), or None for a record without sealed
     ids (a file without the column, or written before packs)."""
     if pack.customer_ids is None:
         return None
-    rows = pack.rows
-    first = rows[0]
     # The token is bound to the first row and the count; the ids go to the rows by position.
-    if rows[-1].row_number != first.row_number + len(rows) - 1 or any(
-        row.upload_id != first.upload_id for row in rows
-    ):
-        raise UnreadableCustomerId("the pack's rows are not consecutive rows of one upload")
-    return cipher.open_ids(pack.customer_ids, first.upload_id, first.row_number, len(rows))
+    return cipher.open_ids(pack.customer_ids, pack.upload_id, pack.first_row, len(pack.rows))
+
+
+def _customer_id_of_old_row(
+    cipher: FieldCipher, rows: PackRules, index: int, column: int, ids: list[str | None] | None
+) -> str | None:
+    """The customer id of a row written before `RawRows` whose fields held one, as the
+    validator read it then: a pack's sealed id first; else the row's own, decrypted if it was
+    sealed on its own. This path can go once every ingest writes RawRows and sales.raw's
+    retention (a day) has passed."""
+    if ids is not None and ids[index] is not None:
+        return ids[index]
+    value = rows.cell(index, column)
+    if ids is None and value:
+        return cipher.reveal(value, rows.upload_id, rows.row_number(index))
+    return value
 
 
 def validator_lanes(

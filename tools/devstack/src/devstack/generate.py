@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 from sales_common.events import RawRecords
@@ -63,17 +64,33 @@ def write(path: Path, count: int, invalid_share: float = 0.1, seed: int = 7) -> 
     return path
 
 
-def raw_records(count: int, invalid_share: float = 0.1, seed: int = 7) -> list[bytes]:
-    """`sales.raw` records of `rows(count, invalid_share, seed)`, a row each with its customer
-    id in clear (a form the validator still reads; ingest writes packs with the ids sealed):
-    one upload, rows numbered from 1, received_at as an ISO string. For tests and benchmarks
-    of the rules, the codec and the loader's rows, which do not see the encryption."""
+class RawRecordInClear(NamedTuple):
+    """A `sales.raw` record as ingest writes it but with `customer_ids` null, and its rows'
+    ids in clear, as the validator holds them once it has opened the token."""
+
+    value: bytes
+    customer_ids: list[str | None]
+
+
+def raw_records(
+    count: int, invalid_share: float = 0.1, seed: int = 7, rows_per_record: int = 128
+) -> list[RawRecordInClear]:
+    """`sales.raw` records of `rows(count, invalid_share, seed)`, `rows_per_record` rows a
+    record: one upload, rows numbered from 1, received_at as an ISO string. For tests and
+    benchmarks of the rules, the codec and the loader's rows, which do not see the
+    encryption."""
     lines = csv.reader([HEADER, *rows(count, invalid_share, seed)])
-    columns = next(lines)
+    header = next(lines)
+    column = header.index("customer_id")
+    columns = [name for name in header if name != "customer_id"]
     upload = str(uuid.UUID(int=seed))
     received_at = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC).isoformat()
-    records = RawRecords(upload, len(columns), "generated.csv", received_at)
-    return [
-        records.encode(n, orjson.dumps(dict(zip(columns, cells, strict=False))), len(cells))
-        for n, cells in enumerate(lines, 1)
-    ]
+    encoder = RawRecords(upload, columns, len(header), "generated.csv", received_at)
+    cells = list(lines)  # every generated row has every column
+    records = []
+    for start in range(0, len(cells), rows_per_record):
+        pack = cells[start : start + rows_per_record]
+        ids: list[str | None] = [row.pop(column) for row in pack]
+        rows_json = [orjson.dumps(row) for row in pack]
+        records.append(RawRecordInClear(encoder.pack(start + 1, rows_json, None, []), ids))
+    return records
