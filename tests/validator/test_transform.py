@@ -206,6 +206,31 @@ def test_a_packs_ids_open_only_for_the_rows_they_were_sealed_for_as_one_run() ->
     assert len(results) == 2
 
 
+def test_a_packs_rows_with_their_own_file_names_and_receive_times_are_one_run() -> None:
+    """The forms before RawRows carried the file name and receive time on every row, and
+    the contract let them differ; no output carries them, so they never split a run (a
+    split pack's ids would not open)."""
+
+    def row(number: int, received_at: datetime, filename: str) -> RawSale:
+        return RawSale(
+            upload_id=UPLOAD,
+            row_number=number,
+            fields={"product": "Halal A", "price": "1", "quantity": "1"},
+            field_count=4,
+            column_count=4,
+            source_filename=filename,
+            received_at=received_at,
+        )
+
+    token = CIPHER.seal_ids(["CUST-1", "CUST-2"], UPLOAD, 1)
+    rows = [row(1, NOW, "f.csv"), row(2, NOW.replace(microsecond=7), "g.csv")]
+    results = transform(encode(RawPack(customer_ids=token, rows=rows)))
+    assert [(r.row_number, r.customer_hash) for r in results if type(r) is ValidatedSaleStruct] == [
+        (1, HASH("CUST-1")),
+        (2, HASH("CUST-2")),
+    ]
+
+
 def outputs(results: list[Result]) -> list[bytes]:
     return [encode_struct(result) for result in results]
 

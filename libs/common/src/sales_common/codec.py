@@ -178,8 +178,9 @@ def _decode_before_rows(payload: bytes | str) -> list[RawRowsStruct]:
 def _runs(rows: list[RawSaleStruct], customer_ids: str | None) -> list[RawRowsStruct]:
     """Rows of the forms before RawRows as RawRows, one for each run of consecutive rows of
     one upload whose fields' names are all the start of one column list: a row's fields are
-    then its columns zipped with its cells, in their order. Ingest wrote nothing else, so a
-    record is one run; before packs, its `columns` hold customer_id, each id in its row's
+    then its columns zipped with its cells, in their order. A run keeps its first row's file
+    name and receive time: no output carries them, and those forms had them per row. Ingest
+    wrote nothing else, so a record is one run; before packs, its `columns` hold customer_id, each id in its row's
     cells. A pack's sealed ids go to each run, bound to the pack's first row and count: they
     open only when the pack is one run."""
     runs: list[RawRowsStruct] = []
@@ -213,8 +214,6 @@ def _continues(run: RawRowsStruct, row: RawSaleStruct, names: list[str]) -> bool
         row.upload_id == run.upload_id
         and row.row_number == run.first_row + len(run.rows)
         and row.column_count == run.column_count
-        and row.source_filename == run.source_filename
-        and row.received_at == run.received_at
         and names[:shared] == run.columns[:shared]
     )
 
