@@ -180,9 +180,9 @@ def _runs(rows: list[RawSaleStruct], customer_ids: str | None) -> list[RawRowsSt
     one upload whose fields' names are all the start of one column list: a row's fields are
     then its columns zipped with its cells, in their order. A run keeps its first row's file
     name and receive time: no output carries them, and those forms had them per row. Ingest
-    wrote nothing else, so a record is one run; before packs, its `columns` hold customer_id, each id in its row's
-    cells. A pack's sealed ids go to each run, bound to the pack's first row and count: they
-    open only when the pack is one run."""
+    wrote nothing else, so a record is one run; before packs, its `columns` hold customer_id,
+    each id in its row's cells. A pack's sealed ids go to each run, bound to the pack's first
+    row and count: they open only when the pack is one run."""
     runs: list[RawRowsStruct] = []
     run: RawRowsStruct | None = None
     for row in rows:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from prometheus_client import Gauge
 
-from sales_common.kafka import with_backoff
+from sales_common.kafka import call_in_thread, with_backoff
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 
@@ -77,8 +78,7 @@ class LagGauge:
     def __init__(self, gauge: Gauge) -> None:
         self._gauge = gauge
 
-    def on_stats(self, stats_json: str) -> None:
-        stats = json.loads(stats_json)
+    def on_stats(self, stats: dict[str, Any]) -> None:
         for topic, topic_stats in stats.get("topics", {}).items():
             for partition, p in topic_stats.get("partitions", {}).items():
                 if partition == "-1" or not p.get("desired"):
@@ -92,6 +92,39 @@ class LagGauge:
         for tp in partitions:
             with contextlib.suppress(KeyError):
                 self._gauge.remove(tp.topic, str(tp.partition))
+
+
+class GroupWatch:
+    """Whether the consumer's group membership settles, from librdkafka's statistics.
+
+    After a broker restart librdkafka rejoins the group by itself: its join state leaves
+    `steady` and comes back within seconds (up to ~30 s here). Twice in ~30 restarts a
+    lane's consumer never got partitions again, while polling and with the coordinator
+    up (confluent-kafka-python #1305 reports the same); the upload it had to carry never
+    completed. `stuck()`: the coordinator has answered ("up") but the join has not been
+    steady for `stuck_after_s`. While the coordinator is unknown (a broker down) nothing is
+    counted: a new consumer would not join sooner.
+    """
+
+    def __init__(self, stuck_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stuck_after_s = stuck_after_s
+        self._clock = clock
+        self._unsettled_since: float | None = None
+        self.state = "init"  # the group's state and join state, for the log
+
+    def on_stats(self, stats: dict[str, Any]) -> None:
+        group = stats.get("cgrp") or {}
+        state, join_state = group.get("state", ""), group.get("join_state", "")
+        self.state = f"{state}/{join_state}"
+        if state == "up" and join_state != "steady":
+            if self._unsettled_since is None:
+                self._unsettled_since = self._clock()
+        else:
+            self._unsettled_since = None
+
+    def stuck(self) -> bool:
+        since = self._unsettled_since
+        return since is not None and self._clock() - since > self._stuck_after_s
 
 
 def _fetch(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:
@@ -118,6 +151,7 @@ class ConsumeLoop:
         lag: Gauge,
         max_records: int,
         poll_timeout_s: float = 0.5,
+        stuck_after_s: float = 60.0,
     ) -> None:
         self.name = name
         self._topics = topics
@@ -126,7 +160,12 @@ class ConsumeLoop:
         self._max_records = max_records
         self._poll_timeout_s = poll_timeout_s
         self._lag = LagGauge(lag)
-        self._consumer = Consumer({**config, "stats_cb": self._lag.on_stats})
+        self._config = config
+        self._stuck_after_s = stuck_after_s
+        self._watch = GroupWatch(stuck_after_s)
+        self._consumer = self._new_consumer()
+        self._replace = False
+        self.consumers_replaced = 0
         self._stopping = asyncio.Event()
         self._epoch = 0  # bumped by every assignment change
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,16 +173,52 @@ class ConsumeLoop:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        consumer = self._consumer
-        consumer.subscribe(
+    def _new_consumer(self) -> Consumer:
+        return Consumer({**self._config, "stats_cb": self._on_stats})
+
+    def _on_stats(self, stats_json: str) -> None:
+        stats = json.loads(stats_json)
+        self._lag.on_stats(stats)
+        self._watch.on_stats(stats)
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
             self._topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
+
+    def replace_consumer(self) -> None:
+        """Have the loop leave the group and join it again with a new consumer before its
+        next poll (as it does by itself when GroupWatch finds it stuck)."""
+        self._replace = True
+
+    async def _replace_consumer(self) -> None:
+        """Between batches only: the handler has nothing in flight and no thread is inside
+        the old consumer; the new one resumes where the handler says, as after any
+        rebalance."""
+        self._replace = False
+        self.consumers_replaced += 1
+        old, self._consumer = self._consumer, self._new_consumer()
+        self._epoch += 1
+        self._watch = GroupWatch(self._stuck_after_s)
+        try:  # bounded: a consumer that cannot leave its group must not hold the lane
+            await call_in_thread(old.close, 30)
+        except TimeoutError:
+            log.error("consumer_close_timed_out", loop=self.name)
+        self._subscribe()
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._subscribe()
         polling: asyncio.Future[list[Message]] | None = None
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
+                if self._watch.stuck():
+                    log.error("consumer_stuck", loop=self.name, group=self._watch.state)
+                    self._replace = True
+                if self._replace:
+                    await self._replace_consumer()
+                consumer = self._consumer
                 epoch = self._epoch
                 polling = asyncio.ensure_future(
                     asyncio.to_thread(_fetch, consumer, self._max_records, self._poll_timeout_s)
@@ -163,7 +238,7 @@ class ConsumeLoop:
             if polling is not None and not polling.done():
                 # The consumer must not be closed while another thread is inside it.
                 await asyncio.wait([polling])
-            await asyncio.to_thread(consumer.close)  # leaves the group at once
+            await asyncio.to_thread(self._consumer.close)  # leaves the group at once
             await self._handler.close()
 
     def _records(self, messages: list[Message]) -> list[Message]:

@@ -211,6 +211,7 @@ def loader_lanes(
                 metrics.lag,
                 settings.max_batch_records,
                 poll_timeout_s=settings.fetch_timeout_ms / 1000,
+                stuck_after_s=settings.kafka.consumer_stuck_s,
             )
         )
     return Lanes(*loops)

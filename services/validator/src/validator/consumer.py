@@ -296,6 +296,7 @@ def validator_lanes(
                 heartbeats[lane],
                 metrics.lag,
                 settings.max_batch_records,
+                stuck_after_s=settings.kafka.consumer_stuck_s,
             )
         )
     return Lanes(*loops)

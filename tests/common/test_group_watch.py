@@ -1,0 +1,58 @@
+"""A consumer whose group membership never settles is noticed (GroupWatch), from
+librdkafka's statistics; a broker that is down, or a member idle in a settled group, is not."""
+
+from sales_common.consume import GroupWatch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stats(state: str, join_state: str) -> dict[str, object]:
+    return {"cgrp": {"state": state, "join_state": join_state, "assignment_size": 0}}
+
+
+def test_a_join_that_never_settles_while_the_coordinator_answers_is_stuck() -> None:
+    clock = Clock()
+    watch = GroupWatch(60, clock)
+    for second, join_state in enumerate(["init", "wait-join", "init", "wait-join"] * 16):
+        clock.now = 100.0 + second
+        watch.on_stats(stats("up", join_state))
+    assert clock.now - 100 > 60
+    assert watch.stuck()
+    assert watch.state == "up/wait-join"
+
+
+def test_a_rejoin_that_settles_in_time_is_not_stuck() -> None:
+    clock = Clock()
+    watch = GroupWatch(60, clock)
+    watch.on_stats(stats("up", "wait-join"))
+    clock.now += 59
+    watch.on_stats(stats("up", "steady"))
+    clock.now += 600  # settled ever since: a member with no partitions is fine too
+    watch.on_stats(stats("up", "steady"))
+    assert not watch.stuck()
+
+
+def test_time_without_a_coordinator_does_not_count() -> None:
+    clock = Clock()
+    watch = GroupWatch(60, clock)
+    watch.on_stats(stats("up", "init"))
+    clock.now += 50
+    watch.on_stats(stats("query-coord", "init"))  # the broker is down: a new consumer would wait
+    clock.now += 300
+    watch.on_stats(stats("up", "init"))  # back: the clock starts again
+    clock.now += 30
+    assert not watch.stuck()
+    clock.now += 31
+    assert watch.stuck()
+
+
+def test_statistics_without_a_group_are_not_stuck() -> None:
+    watch = GroupWatch(0, Clock())
+    watch.on_stats({})
+    assert not watch.stuck()

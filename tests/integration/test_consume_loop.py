@@ -1,0 +1,97 @@
+"""The one consume loop (sales_common.consume.ConsumeLoop) on the real broker: a consumer
+replaced while the loop runs (what GroupWatch triggers) rejoins, and nothing is lost or
+handled twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from devstack.pipeline import delete_topics
+from prometheus_client import CollectorRegistry, Gauge
+from sales_common.consume import ConsumeLoop, Position
+from sales_common.observability import Heartbeat
+from sales_common.settings import KafkaSettings
+
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """Keeps each record's value and commits its offsets to Kafka, as its store."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    async def handle(self, records: list[Message], consumer: Consumer) -> None:
+        self.values += [record.value() or b"" for record in records]
+        offsets = [
+            TopicPartition(r.topic() or "", r.partition() or 0, (r.offset() or 0) + 1)
+            for r in records
+        ]
+        await asyncio.to_thread(consumer.commit, offsets=offsets, asynchronous=False)
+
+    async def resume_offsets(self, partitions: list[Position]) -> None:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def topic(kafka_settings: KafkaSettings) -> AsyncIterator[str]:
+    name = f"loop-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(kafka_settings.client_config())
+    await asyncio.wrap_future(admin.create_topics([NewTopic(name, 3, 1)])[name])
+    yield name
+    await delete_topics(kafka_settings, [name])
+
+
+def produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
+    producer = Producer({**settings.client_config(), "enable.idempotence": True})
+    for n, value in enumerate(values):
+        producer.produce(topic, value, str(n).encode())
+    assert producer.flush(30) == 0
+
+
+async def test_a_replaced_consumer_rejoins_and_nothing_is_lost_or_handled_twice(
+    kafka_settings: KafkaSettings, topic: str
+) -> None:
+    recorder = Recorder()
+    lag = Gauge("lag", "lag", ["topic", "partition"], registry=CollectorRegistry())
+    loop = ConsumeLoop(
+        "test",
+        kafka_settings.consumer_config(f"loop-{uuid.uuid4().hex[:8]}"),
+        [topic],
+        recorder,
+        Heartbeat(),
+        lag,
+        max_records=7,
+    )
+    running = asyncio.create_task(loop.run())
+    try:
+        before = [f"before-{n}".encode() for n in range(50)]
+        await asyncio.to_thread(produce, kafka_settings, topic, before)
+
+        async def handled() -> int:
+            return len(recorder.values)
+
+        await eventually(handled, lambda n: n >= 50, what="records before the replacement")
+        loop.replace_consumer()
+
+        async def replaced() -> int:
+            return loop.consumers_replaced
+
+        await eventually(replaced, lambda n: n == 1, what="the consumer to be replaced")
+        after = [f"after-{n}".encode() for n in range(50)]
+        await asyncio.to_thread(produce, kafka_settings, topic, after)
+        await eventually(handled, lambda n: n >= 100, what="records after the replacement")
+        assert sorted(recorder.values) == sorted(before + after)
+    finally:
+        loop.stop()
+        await running
