@@ -20,15 +20,12 @@ compare the ratio, not the absolute figures, which depend on what else the machi
 from __future__ import annotations
 
 import argparse
-import gc
 import subprocess
 import sys
-import time
 import types
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from functools import partial
 
 from devstack.config import REPO_ROOT
 from devstack.generate import RawRecordInClear, raw_records
@@ -53,6 +50,8 @@ from sales_common.events import (
 from sales_common.pii import CustomerHasher, PiiSettings
 from validator.config import RuleSettings
 from validator.rules import PackRules
+
+from bench.cpu import cpu_timed
 
 RULES = RuleSettings()
 HMAC_KEY = SecretStr("b" * 32)
@@ -221,14 +220,6 @@ def exact(rows: list[tuple[object, ...]]) -> list[list[object]]:
     return [[str(v) if isinstance(v, Decimal | datetime) else v for v in row] for row in rows]
 
 
-def timed(run: Callable[[Any], Any], data: Any) -> tuple[float, Any]:
-    """CPU seconds of this process: others' load on a shared machine does not count."""
-    gc.collect()
-    started = time.process_time()
-    result = run(data)
-    return time.process_time() - started, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -253,8 +244,12 @@ def main() -> None:
     seconds: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         for name, side, given in (("base", base, base_payloads), ("head", head, payloads)):
-            seconds.setdefault(f"validator {name}", []).append(timed(side.validator, given)[0])
-            seconds.setdefault(f"loader {name}", []).append(timed(side.loader, outputs)[0])
+            seconds.setdefault(f"validator {name}", []).append(
+                cpu_timed(partial(side.validator, given))[0]
+            )
+            seconds.setdefault(f"loader {name}", []).append(
+                cpu_timed(partial(side.loader, outputs))[0]
+            )
     rejected = sum(r for r, _ in outputs)
     print(
         f"{args.rows} rows ({rejected} rejected) in records of {step}, best of {args.repeat},"

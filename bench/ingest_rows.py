@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
 import inspect
-import time
 import types
-from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -28,6 +25,7 @@ from pydantic import SecretStr
 from sales_common import events
 from sales_common.pii import EncryptionSettings, FieldCipher
 
+from bench.cpu import cpu_timed
 from bench.hot_path import load, show
 
 CIPHER = FieldCipher(EncryptionSettings(key=SecretStr("b" * 32), key_id="e1"))
@@ -76,13 +74,6 @@ def base_side(base: str) -> Side:
     return Side(*modules)
 
 
-def timed(run: Callable[[], T]) -> tuple[float, T]:
-    gc.collect()
-    started = time.process_time()
-    result = run()
-    return time.process_time() - started, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -105,10 +96,10 @@ def main() -> None:
             writes = [
                 [list(cells) for cells in table[i : i + step]] for i in range(0, len(table), step)
             ]
-            spent, written = timed(partial(side.write, header, writes))
+            spent, written = cpu_timed(partial(side.write, header, writes))
             seconds.setdefault(f"spool {name}", []).append(spent)
             with written:
-                spent, made = timed(partial(side.records, header, written, limits))
+                spent, made = cpu_timed(partial(side.records, header, written, limits))
             seconds.setdefault(f"records {name}", []).append(spent)
             sizes[name] = sum(map(len, made)) / args.rows
     print(

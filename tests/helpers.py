@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sales_common.auth import TokenIssuer
-from sales_common.events import ValidatedSale, event_id_for
+from sales_common.events import RawSale, ValidatedSale, event_id_for
 from sales_common.settings import AuthSettings, KafkaSettings
 
 T = TypeVar("T")
@@ -46,6 +46,28 @@ async def eventually(
 
 
 Topics = str | Sequence[str]
+
+
+def raw_sale(
+    upload: str,
+    number: int,
+    fields: dict[str, str],
+    field_count: int | None = None,
+    column_count: int | None = None,
+    source_filename: str = "f.csv",
+    received_at: datetime | None = None,
+) -> RawSale:
+    """A row in the form ingest wrote before RawRows (a `RawSale`); the counts default to
+    the number of fields."""
+    return RawSale(
+        upload_id=upload,
+        row_number=number,
+        fields=fields,
+        field_count=len(fields) if field_count is None else field_count,
+        column_count=len(fields) if column_count is None else column_count,
+        source_filename=source_filename,
+        received_at=received_at or datetime(2026, 11, 26, 12, tzinfo=UTC),
+    )
 
 
 def aiokafka_options(settings: KafkaSettings) -> dict[str, object]:

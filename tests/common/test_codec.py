@@ -48,6 +48,8 @@ from sales_common.events import (
     raw_sales,
 )
 
+from tests.helpers import raw_sale
+
 Struct = RawRowsStruct | RawSaleStruct | ValidatedSaleStruct | RejectedSaleStruct
 PAIRS: list[tuple[type[BaseModel], type[msgspec.Struct]]] = [
     (RawRows, RawRowsStruct),
@@ -428,15 +430,7 @@ def test_the_hot_path_accepts_exactly_what_the_contract_accepts_with_the_same_va
 
 
 def old_row(number: int, upload: str = "u", **fields: str) -> RawSale:
-    return RawSale(
-        upload_id=upload,
-        row_number=number,
-        fields=fields,
-        field_count=len(fields),
-        column_count=3,
-        source_filename="f.csv",
-        received_at=datetime(2026, 11, 26, 12, tzinfo=UTC),
-    )
+    return raw_sale(upload, number, fields, column_count=3)
 
 
 def test_the_forms_before_rawrows_read_as_their_rows_on_both_paths() -> None:

@@ -1,7 +1,11 @@
 """A consumer whose group membership never settles is noticed (GroupWatch), from
 librdkafka's statistics; a broker that is down, or a member idle in a settled group, is not."""
 
-from sales_common.consume import GroupWatch
+import pytest
+from confluent_kafka import Consumer, Message
+from prometheus_client import CollectorRegistry, Gauge
+from sales_common.consume import ConsumeLoop, GroupWatch, Position
+from sales_common.observability import Heartbeat
 
 
 class Clock:
@@ -56,3 +60,46 @@ def test_statistics_without_a_group_are_not_stuck() -> None:
     watch = GroupWatch(0, Clock())
     watch.on_stats({})
     assert not watch.stuck()
+
+
+class Idle:
+    async def handle(self, records: list[Message], consumer: Consumer) -> None:
+        raise AssertionError("no records here")
+
+    async def resume_offsets(self, partitions: list[Position]) -> None:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+def never_settling_loop() -> ConsumeLoop:
+    """A loop whose consumers count as stuck as soon as their join is not steady (no broker:
+    the consumers are made, never connected)."""
+    config = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", "log_level": 0}
+    lag = Gauge("lag", "lag", ["topic", "partition"], registry=CollectorRegistry())
+    return ConsumeLoop("test", config, ["t"], Idle(), Heartbeat(), lag, 10, stuck_after_s=-1)
+
+
+async def test_a_loop_gives_up_when_its_new_consumers_never_settle_either() -> None:
+    loop = never_settling_loop()
+    for replaced in range(1, 4):
+        loop._watch.on_stats(stats("up", "wait-join"))
+        loop._look_at_the_group()
+        await loop._replace_consumer()
+        assert loop.consumers_replaced == replaced
+    loop._watch.on_stats(stats("up", "wait-join"))
+    with pytest.raises(RuntimeError, match="never joined their group"):
+        loop._look_at_the_group()
+    await loop._close(loop._consumer)
+
+
+async def test_a_consumer_that_settled_once_resets_the_count() -> None:
+    loop = never_settling_loop()
+    for _ in range(5):
+        loop._watch.on_stats(stats("up", "steady"))  # settled: the count starts again
+        loop._watch.on_stats(stats("up", "wait-join"))
+        loop._look_at_the_group()
+        await loop._replace_consumer()
+    assert loop.consumers_replaced == 5
+    await loop._close(loop._consumer)

@@ -19,21 +19,13 @@ from sales_common.settings import KafkaSettings
 from validator.config import ValidatorSettings
 from validator.main import create_app
 
-from tests.helpers import consume, eventually, produce, serve
+from tests.helpers import consume, eventually, produce, raw_sale, serve
 
 pytestmark = pytest.mark.integration
 
 
 def raw(upload: str, row: int, **fields: str) -> RawSale:
-    return RawSale(
-        upload_id=upload,
-        row_number=row,
-        fields=fields,
-        field_count=len(fields),
-        column_count=len(fields),
-        source_filename="t.csv",
-        received_at=datetime.now(UTC),
-    )
+    return raw_sale(upload, row, fields, source_filename="t.csv", received_at=datetime.now(UTC))
 
 
 async def produce_raw(settings: ValidatorSettings, rows: list[RawSale]) -> None:

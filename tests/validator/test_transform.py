@@ -28,6 +28,8 @@ from validator.config import ValidatorSettings
 from validator.consumer import Result, ValidatorHandler
 from validator.metrics import ValidatorMetrics
 
+from tests.helpers import raw_sale
+
 NOW = datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC)
 PII = PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1")
 ENCRYPTION = EncryptionSettings(key=SecretStr("e" * 32), key_id="e1")
@@ -120,15 +122,7 @@ def test_ids_that_do_not_open_reject_every_row_of_their_upload() -> None:
 def test_rows_written_before_packs_still_validate() -> None:
     token = CIPHER.encrypt("CUST-9", row_context(UPLOAD, 1))
     fields = {"product": "Halal A", "customer_id": token, "price": "1.00", "quantity": "1"}
-    row = RawSale(
-        upload_id=UPLOAD,
-        row_number=1,
-        fields=fields,
-        field_count=4,
-        column_count=4,
-        source_filename="f.csv",
-        received_at=NOW,
-    )
+    row = raw_sale(UPLOAD, 1, fields, received_at=NOW)
     forged = FieldCipher(EncryptionSettings(key=SecretStr("x" * 32), key_id="e1"))
     bad = row.model_copy(
         update={
@@ -148,15 +142,7 @@ def test_an_array_of_rows_of_several_uploads_is_read_row_by_row() -> None:
     """Ingest never wrote one, but the contract took it: each row still validated alone."""
 
     def row(upload: str, number: int, **fields: str) -> RawSale:
-        return RawSale(
-            upload_id=upload,
-            row_number=number,
-            fields=fields,
-            field_count=len(fields),
-            column_count=3,
-            source_filename="f.csv",
-            received_at=NOW,
-        )
+        return raw_sale(upload, number, fields, column_count=3, received_at=NOW)
 
     rows = [
         row("u1", 1, product="Halal A", price="1", quantity="1"),
@@ -186,15 +172,8 @@ def test_a_packs_ids_open_only_for_the_rows_they_were_sealed_for_as_one_run() ->
     none of them, and every row is rejected as a row of its upload, without an id."""
 
     def row(number: int) -> RawSale:
-        return RawSale(
-            upload_id=UPLOAD,
-            row_number=number,
-            fields={"product": "Halal A", "price": "1", "quantity": "1"},
-            field_count=4,
-            column_count=4,
-            source_filename="f.csv",
-            received_at=NOW,
-        )
+        fields = {"product": "Halal A", "price": "1", "quantity": "1"}
+        return raw_sale(UPLOAD, number, fields, 4, 4, received_at=NOW)
 
     token = CIPHER.seal_ids(["CUST-1", "CUST-2"], UPLOAD, 1)
     results = transform(encode(RawPack(customer_ids=token, rows=[row(1), row(3)])))
@@ -212,15 +191,8 @@ def test_a_packs_rows_with_their_own_file_names_and_receive_times_are_one_run() 
     split pack's ids would not open)."""
 
     def row(number: int, received_at: datetime, filename: str) -> RawSale:
-        return RawSale(
-            upload_id=UPLOAD,
-            row_number=number,
-            fields={"product": "Halal A", "price": "1", "quantity": "1"},
-            field_count=4,
-            column_count=4,
-            source_filename=filename,
-            received_at=received_at,
-        )
+        fields = {"product": "Halal A", "price": "1", "quantity": "1"}
+        return raw_sale(UPLOAD, number, fields, 4, 4, filename, received_at)
 
     token = CIPHER.seal_ids(["CUST-1", "CUST-2"], UPLOAD, 1)
     rows = [row(1, NOW, "f.csv"), row(2, NOW.replace(microsecond=7), "g.csv")]
@@ -263,14 +235,9 @@ def mixed_rows() -> tuple[list[str], list[list[str]]]:
 
 
 def sale(number: int, fields: dict[str, str], field_count: int, column_count: int) -> RawSale:
-    return RawSale(
-        upload_id=MIXED_UPLOAD,
-        row_number=number,
-        fields=fields,
-        field_count=field_count,
-        column_count=column_count,
-        source_filename="mixed.csv",
-        received_at=datetime.fromisoformat(MIXED_RECEIVED_AT),
+    received_at = datetime.fromisoformat(MIXED_RECEIVED_AT)
+    return raw_sale(
+        MIXED_UPLOAD, number, fields, field_count, column_count, "mixed.csv", received_at
     )
 
 

@@ -94,6 +94,12 @@ class LagGauge:
                 self._gauge.remove(tp.topic, str(tp.partition))
 
 
+# How long closing a consumer may take (it commits nothing: the handlers own the offsets).
+_CLOSE_LIMIT_S = 30.0
+# New consumers in a row that never settle before the loop gives up and the process exits.
+_REPLACEMENTS_UNSETTLED = 3
+
+
 class GroupWatch:
     """Whether the consumer's group membership settles, from librdkafka's statistics.
 
@@ -111,11 +117,13 @@ class GroupWatch:
         self._clock = clock
         self._unsettled_since: float | None = None
         self.state = "init"  # the group's state and join state, for the log
+        self.settled = False  # the join has been steady at least once
 
     def on_stats(self, stats: dict[str, Any]) -> None:
         group = stats.get("cgrp") or {}
         state, join_state = group.get("state", ""), group.get("join_state", "")
         self.state = f"{state}/{join_state}"
+        self.settled = self.settled or join_state == "steady"
         if state == "up" and join_state != "steady":
             if self._unsettled_since is None:
                 self._unsettled_since = self._clock()
@@ -166,6 +174,8 @@ class ConsumeLoop:
         self._consumer = self._new_consumer()
         self._replace = False
         self.consumers_replaced = 0
+        self._replaced_unsettled = 0  # replacements in a row whose consumer never settled
+        self._unassigned_since: float | None = time.monotonic()
         self._stopping = asyncio.Event()
         self._epoch = 0  # bumped by every assignment change
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -174,12 +184,17 @@ class ConsumeLoop:
         self._stopping.set()
 
     def _new_consumer(self) -> Consumer:
-        return Consumer({**self._config, "stats_cb": self._on_stats})
+        """A consumer with a GroupWatch of its own: a retired consumer's statistics (it may
+        take a while to close) never reach its successor's."""
+        watch = self._watch = GroupWatch(self._stuck_after_s)
 
-    def _on_stats(self, stats_json: str) -> None:
-        stats = json.loads(stats_json)
-        self._lag.on_stats(stats)
-        self._watch.on_stats(stats)
+        def on_stats(stats_json: str) -> None:
+            if watch is self._watch:
+                stats = json.loads(stats_json)
+                self._lag.on_stats(stats)
+                watch.on_stats(stats)
+
+        return Consumer({**self._config, "stats_cb": on_stats})
 
     def _subscribe(self) -> None:
         self._consumer.subscribe(
@@ -198,13 +213,16 @@ class ConsumeLoop:
         self._replace = False
         self.consumers_replaced += 1
         old, self._consumer = self._consumer, self._new_consumer()
-        self._epoch += 1
-        self._watch = GroupWatch(self._stuck_after_s)
-        try:  # bounded: a consumer that cannot leave its group must not hold the lane
-            await call_in_thread(old.close, 30)
-        except TimeoutError:
-            log.error("consumer_close_timed_out", loop=self.name)
+        await self._close(old)
         self._subscribe()
+
+    async def _close(self, consumer: Consumer) -> None:
+        """Leave the group; bounded: a consumer that cannot leave it must not hold the lane
+        (or the process's shutdown)."""
+        try:
+            await call_in_thread(consumer.close, _CLOSE_LIMIT_S)
+        except TimeoutError:
+            log.error("consumer_close_timed_out", loop=self.name, after_s=_CLOSE_LIMIT_S)
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -213,9 +231,7 @@ class ConsumeLoop:
         try:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
-                if self._watch.stuck():
-                    log.error("consumer_stuck", loop=self.name, group=self._watch.state)
-                    self._replace = True
+                self._look_at_the_group()
                 if self._replace:
                     await self._replace_consumer()
                 consumer = self._consumer
@@ -238,8 +254,30 @@ class ConsumeLoop:
             if polling is not None and not polling.done():
                 # The consumer must not be closed while another thread is inside it.
                 await asyncio.wait([polling])
-            await asyncio.to_thread(self._consumer.close)  # leaves the group at once
+            await self._close(self._consumer)  # leaves the group at once
             await self._handler.close()
+
+    def _look_at_the_group(self) -> None:
+        """Replace a consumer whose group join never settles (GroupWatch); give up, so that
+        the process is restarted, when its successors do not settle either. Say when the
+        lane has had no partitions for long: a member idle in a settled group is normal
+        (more members than partitions), but it is what a lane left out looks like too."""
+        watch = self._watch
+        if watch.settled:
+            self._replaced_unsettled = 0
+        if watch.stuck():
+            if self._replaced_unsettled >= _REPLACEMENTS_UNSETTLED:
+                raise RuntimeError(
+                    f"{self.name}: {_REPLACEMENTS_UNSETTLED} new consumers in a row never "
+                    f"joined their group ({watch.state})"
+                )
+            log.error("consumer_stuck", loop=self.name, group=watch.state)
+            self._replaced_unsettled += 1
+            self._replace = True
+        since = self._unassigned_since
+        if since is not None and time.monotonic() - since > self._stuck_after_s:
+            log.warning("lane_without_partitions", loop=self.name, group=watch.state)
+            self._unassigned_since = None  # once per spell
 
     def _records(self, messages: list[Message]) -> list[Message]:
         records = []
@@ -270,6 +308,7 @@ class ConsumeLoop:
     # Called by librdkafka inside consume(), in its worker thread.
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._epoch += 1
+        self._unassigned_since = None if partitions else time.monotonic()
         wanted = [(tp.topic, tp.partition) for tp in partitions]
         offsets = self._on_loop(self._handler.resume_offsets(wanted))
         if offsets is not None:  # else librdkafka starts at the committed offsets itself
@@ -282,6 +321,7 @@ class ConsumeLoop:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._epoch += 1
+        self._unassigned_since = time.monotonic()
         self._lag.forget(partitions)
         log.info(
             "partitions_revoked",

@@ -66,19 +66,21 @@ class RawSale(ContractV1):
     received_at: datetime
 
 
+# A record's customer ids, sealed together (RawPack and RawRows alike).
+_SEALED_IDS = (
+    "The rows' customer ids (a JSON array, null for a row without one), encrypted: "
+    "`pii:v1:<key id>:<base64url(nonce + AES-256-GCM ciphertext)>`, bound to the upload id, "
+    "the first row number and the row count. Null when the file has no customer_id column."
+)
+
+
 class RawPack(ContractV1):
     """Consecutive rows of one upload, as ingest wrote them before `RawRows`: a Kafka record
     per row cost the broker and both clients more than the rows' own work, and an encryption
     per row more than the rows' validation (docs/BENCHMARKS.md). The rows' customer ids are
     not in their `fields`: they are sealed together in `customer_ids`."""
 
-    customer_ids: str | None = Field(
-        default=None,
-        description="The rows' customer ids (a JSON array, null for a row without one), "
-        "encrypted: `pii:v1:<key id>:<base64url(nonce + AES-256-GCM ciphertext)>`, bound to "
-        "the upload id, the first row number and the row count. Null when the file has no "
-        "customer_id column.",
-    )
+    customer_ids: str | None = Field(default=None, description=_SEALED_IDS)
     rows: list[RawSale] = Field(min_length=1)
 
 
@@ -102,13 +104,7 @@ class RawRows(Contract):
     column_count: int = Field(description="Number of columns in the header.")
     source_filename: str
     received_at: datetime
-    customer_ids: str | None = Field(
-        default=None,
-        description="The rows' customer ids (a JSON array, null for a row without one), "
-        "encrypted: `pii:v1:<key id>:<base64url(nonce + AES-256-GCM ciphertext)>`, bound to "
-        "the upload id, the first row number and the row count. Null when the file has no "
-        "customer_id column.",
-    )
+    customer_ids: str | None = Field(default=None, description=_SEALED_IDS)
     field_counts: list[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]] = Field(
         default=[],
         description="`[index in rows, number of fields the row actually had]` for each row "

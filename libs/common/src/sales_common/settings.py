@@ -89,9 +89,11 @@ class KafkaSettings(BaseModel):
     # 500 ms default put up to 0.5 s on each of a small upload's two hops.
     consumer_fetch_wait_ms: int = 50
     statistics_interval_ms: int = 1_000
-    # A consumer whose group membership has not settled for this long while its coordinator
-    # answers is replaced by a new one (sales_common.consume.GroupWatch): seen twice in ~30
-    # Kafka restarts, librdkafka left a lane's consumer out of its group for good.
+    # A consumer whose group join has not settled for this long while its coordinator
+    # answers is replaced by a new one (sales_common.consume.GroupWatch): after a Kafka
+    # restart librdkafka once left a lane's consumer out of its group for good. A healthy
+    # member waiting longer for a slow peer (up to max.poll.interval.ms) costs one more
+    # rebalance round when replaced, never records.
     consumer_stuck_s: float = 60.0
 
     def client_config(self) -> ClientConfig:

@@ -22,6 +22,10 @@ class TimeSlices:
         self._slice_s = slice_s
         self._slice_ends = time.perf_counter() + slice_s
 
+    def restart(self) -> None:
+        """A full slice from now: at the start of a batch, after the loop was elsewhere."""
+        self._slice_ends = time.perf_counter() + self._slice_s
+
     def due(self) -> bool:
         """Whether the current slice is spent: then the bulk work should `give_way()`."""
         return time.perf_counter() >= self._slice_ends
@@ -32,4 +36,4 @@ class TimeSlices:
         # one loop iteration after the callback that delivers it.
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        self._slice_ends = time.perf_counter() + self._slice_s
+        self.restart()

@@ -131,6 +131,8 @@ class LoaderHandler:
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
         offsets: dict[Position, int] = {}
+        if self._bulk is not None:
+            self._bulk.restart()
         for start in range(0, len(records), _DECODE_SLICE):
             part_sales, part_rejections, part_offsets = self.rows(
                 records[start : start + _DECODE_SLICE], now

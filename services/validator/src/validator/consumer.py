@@ -90,6 +90,8 @@ class ValidatorHandler:
         """One transaction: the batch's outputs and its input offsets, or nothing."""
         started = time.monotonic()
         now, bulk = datetime.now(UTC), self._bulk
+        if bulk is not None:
+            bulk.restart()
         results: list[Result] = []
         for record in records:
             self._transform_record(record, now, results)
@@ -174,33 +176,34 @@ class ValidatorHandler:
         results: list[Result],
     ) -> None:
         cipher = self._cipher
-        rows = PackRules(pack, self._settings.rules, self._hasher, now)
+        pack_rules = PackRules(pack, self._settings.rules, self._hasher, now)
+
+        def unreadable_id(index: int, exc: UnreadableCustomerId) -> RejectedSaleStruct:
+            return unreadable_customer_id(
+                pack_rules.upload_id,
+                pack_rules.row_number(index),
+                pack_rules.fields(index),
+                str(exc),
+                now,
+            )
+
         count = len(pack.rows)
         try:
             # The ids ingest encrypted, in clear only in this process's memory.
             ids = _customer_ids(cipher, pack)
         except UnreadableCustomerId as exc:  # the rows are readable, their ids are not
-            results.extend(
-                unreadable_customer_id(
-                    rows.upload_id, rows.row_number(index), rows.fields(index), str(exc), now
-                )
-                for index in range(count)
-            )
+            results.extend(unreadable_id(index, exc) for index in range(count))
             return
-        column = rows.customer_column
+        column = pack_rules.customer_column
         for index in range(count):
             try:
-                if column is None:  # as ingest writes records
+                if column is None:  # ids sealed per record (RawRows, RawPack) or none at all
                     customer_id = None if ids is None else ids[index]
                 else:
-                    customer_id = _customer_id_of_old_row(cipher, rows, index, column, ids)
-                results.append(rows.validate(index, customer_id))
+                    customer_id = _customer_id_of_old_row(cipher, pack_rules, index, column, ids)
+                results.append(pack_rules.validate(index, customer_id))
             except UnreadableCustomerId as exc:
-                results.append(
-                    unreadable_customer_id(
-                        rows.upload_id, rows.row_number(index), rows.fields(index), str(exc), now
-                    )
-                )
+                results.append(unreadable_id(index, exc))
             except ValueError as exc:  # no rule foresaw it: kept
                 source = f"{source_of(record)}#{offset + index}"
                 results.append(unreadable(source, f"not a valid row: {exc}", now))
@@ -258,7 +261,11 @@ def _customer_ids(cipher: FieldCipher, pack: RawRowsStruct) -> list[str | None] 
 
 
 def _customer_id_of_old_row(
-    cipher: FieldCipher, rows: PackRules, index: int, column: int, ids: list[str | None] | None
+    cipher: FieldCipher,
+    pack_rules: PackRules,
+    index: int,
+    column: int,
+    ids: list[str | None] | None,
 ) -> str | None:
     """The customer id of a row written before `RawRows` whose fields held one, as the
     validator read it then: a pack's sealed id first; else the row's own, decrypted if it was
@@ -266,9 +273,9 @@ def _customer_id_of_old_row(
     retention (a day) has passed."""
     if ids is not None and ids[index] is not None:
         return ids[index]
-    value = rows.cell(index, column)
+    value = pack_rules.cell(index, column)
     if ids is None and value:
-        return cipher.reveal(value, rows.upload_id, rows.row_number(index))
+        return cipher.reveal(value, pack_rules.upload_id, pack_rules.row_number(index))
     return value
 
 
