@@ -33,3 +33,11 @@ def process_cpu_s(pid: int, children: bool = False) -> float:
 def child_pids(parent: int) -> list[int]:
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     return [int(pid) for pid in children if Path(f"/proc/{pid}").exists()]
+
+
+def print_per_row(stage: str, base_s: float, head_s: float, rows: int) -> None:
+    """One line of an in-process A/B: each side's CPU a row, and their ratio."""
+    print(
+        f"{stage:9} base {base_s / rows * 1e6:6.2f} us/row  head {head_s / rows * 1e6:6.2f}"
+        f" us/row  base/head {base_s / head_s:.2f}x"
+    )

@@ -51,7 +51,7 @@ from sales_common.pii import CustomerHasher, PiiSettings
 from validator.config import RuleSettings
 from validator.rules import PackRules
 
-from bench.cpu import cpu_timed
+from bench.cpu import cpu_timed, print_per_row
 
 RULES = RuleSettings()
 HMAC_KEY = SecretStr("b" * 32)
@@ -264,10 +264,7 @@ def main() -> None:
     )
     for stage in ("validator", "loader"):
         old, new = (min(seconds[f"{stage} {s}"]) for s in ("base", "head"))
-        print(
-            f"{stage:9} base {old / args.rows * 1e6:6.2f} us/row  head {new / args.rows * 1e6:6.2f}"
-            f" us/row  base/head {old / new:.2f}x"
-        )
+        print_per_row(stage, old, new, args.rows)
 
 
 if __name__ == "__main__":

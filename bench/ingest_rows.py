@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from sales_common import events
 from sales_common.pii import EncryptionSettings, FieldCipher
 
-from bench.cpu import cpu_timed
+from bench.cpu import cpu_timed, print_per_row
 from bench.hot_path import load, show
 
 CIPHER = FieldCipher(EncryptionSettings(key=SecretStr("b" * 32), key_id="e1"))
@@ -108,17 +108,11 @@ def main() -> None:
     )
     for stage in ("spool", "records"):
         old, new = (min(seconds[f"{stage} {s}"]) for s in ("base", "head"))
-        print(
-            f"{stage:8} base {old / args.rows * 1e6:6.2f} us/row  head {new / args.rows * 1e6:6.2f}"
-            f" us/row  base/head {old / new:.2f}x"
-        )
+        print_per_row(stage, old, new, args.rows)
     old, new = (
         sum(min(seconds[f"{st} {s}"]) for st in ("spool", "records")) for s in ("base", "head")
     )
-    print(
-        f"both     base {old / args.rows * 1e6:6.2f} us/row  head {new / args.rows * 1e6:6.2f}"
-        f" us/row  base/head {old / new:.2f}x"
-    )
+    print_per_row("both", old, new, args.rows)
     print(
         f"sales.raw base {sizes['base']:6.1f} bytes/row  head {sizes['head']:6.1f} bytes/row"
         f" (ids sealed)  base/head {sizes['base'] / sizes['head']:.2f}x"
