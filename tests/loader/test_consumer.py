@@ -2,6 +2,7 @@
 by their header) and stores everything else, without reading the headers of an upload it has
 already read an unmarked record of."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import cast
@@ -44,7 +45,7 @@ def sale(upload: str, row: int) -> bytes:
 
 
 def stored_rows(lane: LoaderHandler, records: list[Message]) -> list[tuple[str, int | None]]:
-    sales, rejections, _ = lane.rows(records, NOW)
+    sales, rejections, _ = asyncio.run(lane.rows(records, NOW))
     return [(row[1], row[2]) for row in sales] + [(str(row[1]), row[2]) for row in rejections]
 
 
@@ -59,7 +60,7 @@ def test_the_main_lane_skips_express_copies_and_stores_the_rest() -> None:
         record(TOPICS.rejected, 1, b"not json", copy=True),
         record(TOPICS.rejected, 2, b"not json"),
     ]
-    sales, rejections, offsets = handler().rows(records, NOW)
+    sales, rejections, offsets = asyncio.run(handler().rows(records, NOW))
     assert [(row[1], row[2]) for row in sales] == [(big, 1), (big, 2)]
     assert [row[6] for row in rejections] == [f"{TOPICS.rejected}/0/2"]
     assert offsets == {(TOPICS.validated, 0): 4, (TOPICS.rejected, 0): 3}

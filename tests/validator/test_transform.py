@@ -2,6 +2,7 @@
 once and given to their rows, every row kept (validated or rejected, with its reasons), the
 same bytes whatever form ingest wrote the rows in."""
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime
@@ -67,7 +68,7 @@ def transform(*values: bytes) -> list[Result]:
         Message(topic="sales.raw", partition=0, offset=n, value=value)
         for n, value in enumerate(values)
     ]
-    return handler().transform(records, NOW)
+    return asyncio.run(handler().transform(records, NOW))
 
 
 def test_each_row_of_a_pack_gets_its_own_customer_id() -> None:

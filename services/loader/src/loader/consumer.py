@@ -37,8 +37,6 @@ from loader.repository import (
 
 log = get_logger(__name__)
 
-# Records a main lane decodes between looks at the clock (about a millisecond of work).
-_DECODE_SLICE = 400
 # The uploads a main lane remembers it read unmarked records of, at most (then forgets them all).
 _MAIN_UPLOADS_KEPT = 10_000
 
@@ -78,10 +76,11 @@ class LoaderHandler:
     async def close(self) -> None:
         """The repository's pool belongs to the service."""
 
-    def rows(
+    async def rows(
         self, records: list[Message], now: datetime
     ) -> tuple[list[SaleRow], list[RejectionRow], dict[Position, int]]:
-        """The batch decoded straight into the rows COPY takes, and the offsets it moves to.
+        """The batch decoded straight into the rows COPY takes, and the offsets it moves to;
+        on the main lane in slices, between which the express lane gets its turn.
 
         Reading a record's headers builds them as Python objects, 1-3 us a record, more than
         decoding it. An upload takes one lane as a whole (ingest picks it by its row count), so
@@ -93,11 +92,15 @@ class LoaderHandler:
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
         offsets: dict[Position, int] = {}
-        sales_topics, skip_copies = self._sales_topics, self._skip_copies
+        sales_topics, skip_copies, bulk = self._sales_topics, self._skip_copies, self._bulk
         main_uploads = self._main_uploads
         if len(main_uploads) > _MAIN_UPLOADS_KEPT:
             main_uploads.clear()
+        if bulk is not None:
+            bulk.restart()
         for record in records:
+            if bulk is not None and bulk.due():
+                await bulk.give_way()
             topic = record.topic() or ""
             offsets[(topic, record.partition() or 0)] = (record.offset() or 0) + 1
             try:
@@ -128,20 +131,7 @@ class LoaderHandler:
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
-        sales: list[SaleRow] = []
-        rejections: list[RejectionRow] = []
-        offsets: dict[Position, int] = {}
-        if self._bulk is not None:
-            self._bulk.restart()
-        for start in range(0, len(records), _DECODE_SLICE):
-            part_sales, part_rejections, part_offsets = self.rows(
-                records[start : start + _DECODE_SLICE], now
-            )
-            sales += part_sales
-            rejections += part_rejections
-            offsets.update(part_offsets)
-            if self._bulk is not None and self._bulk.due():
-                await self._bulk.give_way()
+        sales, rejections, offsets = await self.rows(records, now)
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:

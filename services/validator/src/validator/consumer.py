@@ -89,14 +89,7 @@ class ValidatorHandler:
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         """One transaction: the batch's outputs and its input offsets, or nothing."""
         started = time.monotonic()
-        now, bulk = datetime.now(UTC), self._bulk
-        if bulk is not None:
-            bulk.restart()
-        results: list[Result] = []
-        for record in records:
-            self._transform_record(record, now, results)
-            if bulk is not None and bulk.due():
-                await bulk.give_way()
+        results = await self.transform(records, datetime.now(UTC))
         outgoing = self._outgoing(results)
         next_offsets: dict[Position, int] = {}
         for record in records:  # in order within a partition: the last one wins
@@ -107,7 +100,7 @@ class ValidatorHandler:
         producer = await self._ready_producer()
         try:
             producer.begin()
-            await producer.send_all(outgoing, bulk)
+            await producer.send_all(outgoing, self._bulk)
             await producer.commit(self._timeout_s, offsets, consumer.consumer_group_metadata())
         except KafkaException as exc:
             self._metrics.aborted.inc()
@@ -146,11 +139,17 @@ class ValidatorHandler:
         if producer is not None:
             await producer.close()
 
-    def transform(self, records: list[Message], now: datetime) -> list[Result]:
-        """Each record's rows validated (or rejected, each with its reasons), in order."""
+    async def transform(self, records: list[Message], now: datetime) -> list[Result]:
+        """Each record's rows validated (or rejected, each with its reasons), in order; on
+        the main lane in slices, between which the express lane gets its turn."""
+        bulk = self._bulk
+        if bulk is not None:
+            bulk.restart()
         results: list[Result] = []
         for record in records:
             self._transform_record(record, now, results)
+            if bulk is not None and bulk.due():
+                await bulk.give_way()
         return results
 
     def _transform_record(self, record: Message, now: datetime, results: list[Result]) -> None:
