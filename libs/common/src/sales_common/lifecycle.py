@@ -1,4 +1,4 @@
-"""Running a consumer loop inside a FastAPI lifespan."""
+"""Running a consumer loop, or work done every few seconds, inside a FastAPI lifespan."""
 
 from __future__ import annotations
 
@@ -54,3 +54,30 @@ async def background_loop(
         except Exception as exc:  # already logged by supervised()
             log.debug("loop_exit_error", loop=name, error=repr(exc))
         log.info("loop_stopped", loop=name)
+
+
+class PeriodicLoop:
+    """Run `turn()` every `every_s` until stopped (a `ConsumerLoop` for `background_loop`); a
+    failed turn is logged and retried next time."""
+
+    def __init__(self, name: str, every_s: float, heartbeat: Heartbeat) -> None:
+        self._name = name
+        self._every_s = every_s
+        self._heartbeat = heartbeat
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            self._heartbeat.beat()
+            try:
+                await self.turn()
+            except Exception as exc:  # the database or broker is down: try again next turn
+                log.warning("periodic_turn_failed", loop=self._name, error=repr(exc)[:200])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._every_s)
+
+    async def turn(self) -> None:
+        raise NotImplementedError

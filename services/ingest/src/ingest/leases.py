@@ -9,11 +9,11 @@ renewals.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from uuid import UUID
 
+from sales_common.lifecycle import PeriodicLoop
 from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 
@@ -24,33 +24,7 @@ from ingest.repository import UploadsRepository
 log = get_logger(__name__)
 
 
-class _Loop:
-    """Run `turn()` every `every_s` until stopped; a failed turn is retried next time."""
-
-    def __init__(self, name: str, every_s: float, heartbeat: Heartbeat) -> None:
-        self._name = name
-        self._every_s = every_s
-        self._heartbeat = heartbeat
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            self._heartbeat.beat()
-            try:
-                await self.turn()
-            except Exception as exc:  # the database or broker is down: try again next turn
-                log.warning("lease_round_failed", loop=self._name, error=repr(exc)[:200])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._every_s)
-
-    async def turn(self) -> None:
-        raise NotImplementedError
-
-
-class LeaseKeeper(_Loop):
+class LeaseKeeper(PeriodicLoop):
     """Renews the lease of every upload this process is receiving or publishing."""
 
     def __init__(
@@ -74,7 +48,7 @@ class LeaseKeeper(_Loop):
             await self._repo.renew_leases(list(self._held))
 
 
-class Janitor(_Loop):
+class Janitor(PeriodicLoop):
     """Settles uploads whose instance stopped renewing their lease."""
 
     def __init__(
