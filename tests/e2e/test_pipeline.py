@@ -5,6 +5,7 @@ Mirrors the expected-outcomes table of the product brief, row by row.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from functools import partial
 
@@ -124,6 +125,22 @@ def test_expected_outcomes(started: RunningPipeline) -> None:
             # A counter moves just after the commit it counts: poll, bounded.
             url = f"{pipeline.url(name)}/metrics"
             wait_until(partial(_shows_all, http, url, lines), 10, f"{name} metrics {lines}")
+    # The loader folds the per-day sums its batches appended (about once a second).
+    wait_until(partial(_all_folded, pipeline.database, 4), 10, "per-day deltas folded")
+
+
+def _all_folded(database: str, sales: int) -> bool:
+    async def counts() -> tuple[int, int]:
+        conn = await asyncpg.connect(database)
+        try:
+            pending = await conn.fetchval("SELECT count(*) FROM daily_product_deltas")
+            folded = await conn.fetchval("SELECT sum(sales_count) FROM daily_product_folded")
+            return pending, folded
+        finally:
+            await conn.close()
+
+    pending, folded = asyncio.run(counts())
+    return pending == 0 and folded == sales
 
 
 def _shows_all(http: httpx.Client, url: str, lines: list[str]) -> bool:
@@ -135,7 +152,6 @@ def test_raw_customer_ids_are_nowhere_at_rest(started: RunningPipeline) -> None:
     """After a run: not in any topic (sales.raw included: ingest encrypts them), table or log
     file; the validator's output carries their keyed hashes."""
     pipeline = started
-    import asyncio
 
     uploader = pipeline.token("uploader")
     response = pipeline.client.upload(DATA / "transactions.csv", uploader)

@@ -1,8 +1,10 @@
 """The per-day-per-product aggregate against the rows it sums: kept by the loader's repository
-in the batch's transaction, counting only rows actually inserted, and backfilled on upgrade."""
+in the batch's transaction (appended as deltas, folded later), counting only rows actually
+inserted, and backfilled on upgrade."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -168,6 +170,106 @@ async def test_upgrade_backfills_the_aggregate_from_the_stored_rows(
         assert rows(await conn.fetch(AGGREGATE)) == rows(await conn.fetch(BY_DAY_AND_PRODUCT))
         assert await conn.fetchval("SELECT sum(sales_count) FROM daily_product_totals") == 40
         assert rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day")) == old_daily
+    finally:
+        await conn.close()
+        await drop_database(infrastructure.admin_dsn, url)
+
+
+async def test_folding_moves_every_delta_once_and_changes_no_total(pool: Pool) -> None:
+    """Batches append their per-day sums as deltas; folds, however many run at once and
+    while batches commit, move each delta once and leave every total as its rows add up."""
+    repo = LoaderRepository(pool, "loader")
+    upload = str(uuid.uuid4())
+    days = [date(2026, 3, 1) + timedelta(days=n % 5) for n in range(60)]
+    batches = [
+        [
+            sale(upload, n + 1, f"Halal {n % 3}", f"{n}.25", n % 7 + 1, days[n])
+            for n in range(k, k + 20)
+        ]
+        for k in (0, 20, 40)
+    ]
+    assert await store(repo, batches[0]) == 20
+    assert await store(repo, batches[1]) == 20
+    pending = await pool.fetchval("SELECT count(*) FROM daily_product_deltas")
+    assert pending > 0
+    assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+
+    # Four folds and a batch at once, then one more fold for whatever the batch appended.
+    results = await asyncio.gather(
+        *(repo.fold_daily_totals() for _ in range(4)), store(repo, batches[2])
+    )
+    moved = sum(results[:4]) + await pool.fetchval("SELECT fold_daily_product_deltas(true)")
+    assert results[4] == 20
+    assert await pool.fetchval("SELECT count(*) FROM daily_product_deltas") == 0
+    total_deltas = pending + len({(s.sale_date, s.product) for s in batches[2]})
+    assert moved == total_deltas
+    assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+    folded = await pool.fetch(
+        "SELECT day, product, total_amount, quantity, sales_count FROM daily_product_folded"
+        " ORDER BY day, product"
+    )
+    assert rows(folded) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+
+
+async def test_a_fold_does_not_wait_for_another_one(pool: Pool) -> None:
+    repo = LoaderRepository(pool, "loader")
+    await store(repo, [sale(str(uuid.uuid4()), 1, "Halal A", "1.00", 1, date(2026, 3, 1))])
+    async with pool.acquire() as holder, holder.transaction():
+        assert await holder.fetchval("SELECT fold_daily_product_deltas()") == 1
+        # The first fold's lock is held until its commit: the loaders' fold skips its turn.
+        assert await repo.fold_daily_totals() == 0
+    assert await pool.fetchval("SELECT count(*) FROM daily_product_deltas") == 0
+
+
+async def test_a_fold_gives_up_behind_a_long_batch_and_folds_next_time(pool: Pool) -> None:
+    """A batch holds its deltas' table lock until it commits: the timer's fold waits at most
+    its lock_timeout for it, rather than hold every other batch and reader back."""
+    repo = LoaderRepository(pool, "loader")
+    upload = str(uuid.uuid4())
+    await store(repo, [sale(upload, 1, "Halal A", "1.00", 1, date(2026, 3, 1))])
+    async with repo.transaction() as long_batch:
+        await repo.store_sales(
+            long_batch,
+            [sale_row(decode_validated(encode(sale(upload, 2, "Halal B", "2.00", 1, None))))],
+        )
+        assert await repo.fold_daily_totals() == 0
+    assert await repo.fold_daily_totals() == 2
+    assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+
+
+async def test_upgrade_to_deltas_keeps_every_total(infrastructure: Infrastructure) -> None:
+    """A database at 0007 with per-day totals, upgraded: the view reads the same totals, the
+    old readers' daily_totals too, and erase_customer runs against the folded table."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(infrastructure.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{infrastructure.admin_dsn.rpartition('/')[0]}/{name}"
+    conn = await asyncpg.connect(url)
+    try:
+        migrations = available()
+        upgrade = dict(migrations)["0008_daily_product_deltas"]
+        for version, sql in migrations:
+            if version < "0008":
+                await conn.execute(sql)
+        await conn.execute(
+            "INSERT INTO daily_product_totals VALUES"
+            " ('2026-03-01', 'Halal A', 10.50, 3, 2), ('2026-03-01', 'Halal B', 1.00, 1, 1),"
+            " ('2026-03-02', 'Halal A', 7.25, 5, 1)"
+        )
+        before = rows(await conn.fetch(AGGREGATE))
+        old_daily = rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day"))
+
+        await conn.execute(upgrade)
+
+        assert rows(await conn.fetch(AGGREGATE)) == before
+        assert rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day")) == old_daily
+        erased = await conn.fetchrow("SELECT * FROM erase_customer(ARRAY['x'], 'delete', 't')")
+        assert erased is not None
+        assert (erased["sales_rows"], erased["rejection_rows"]) == (0, 0)
+        assert rows(await conn.fetch(AGGREGATE)) == before
     finally:
         await conn.close()
         await drop_database(infrastructure.admin_dsn, url)

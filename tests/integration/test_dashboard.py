@@ -100,7 +100,7 @@ async def test_summary_and_upload_detail_read_the_aggregates(
         )
         await conn.execute("INSERT INTO product_totals VALUES ('Halal A', 10.50, 3, 1)")
         await conn.execute(
-            "INSERT INTO daily_product_totals VALUES ('2026-11-01', 'Halal A', 10.50, 3, 1)"
+            "INSERT INTO daily_product_folded VALUES ('2026-11-01', 'Halal A', 10.50, 3, 1)"
         )
         await conn.execute("INSERT INTO rejection_totals (rejected_rows) VALUES (1)")
         await conn.execute("INSERT INTO rejection_rule_counts VALUES ('prefix', 1)")

@@ -224,6 +224,8 @@ async def test_delete_moves_every_total_back_by_exactly_what_it_removed(
 ) -> None:
     found = await seed(pool, CustomerHasher(pii_settings), CustomerHasher(old_pii))
     assert await totals_differences(pool) == {}
+    # Her per-day sums are still deltas, not folded: the erasure folds them first.
+    assert await pool.fetchval("SELECT count(*) FROM daily_product_deltas") > 0
     rows_before = await pool.fetchval("SELECT count(*) FROM sales")
     async with serve(create_app(settings)) as client:
         answer = await client.post(
@@ -248,6 +250,12 @@ async def test_delete_moves_every_total_back_by_exactly_what_it_removed(
     # Only she bought it, only she broke that rule: the totals go, not stay at zero.
     assert (
         await pool.fetchval("SELECT count(*) FROM product_totals WHERE product = 'Halal Only Hers'")
+        == 0
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM daily_product_totals WHERE product = 'Halal Only Hers'"
+        )
         == 0
     )
     assert (

@@ -15,3 +15,6 @@ class LoaderSettings(ServiceSettings):
     max_batch_records: int = 5000
     fetch_timeout_ms: int = 200
     migrate_on_start: bool = True
+    # How often the per-day totals' deltas are folded (loader/folding.py): the deltas a reader
+    # of daily_product_totals adds up are about this many seconds of batches.
+    fold_every_s: float = 1.0

@@ -19,6 +19,7 @@ from sales_common.schema.migrations import migrate
 
 from loader.config import LoaderSettings
 from loader.consumer import loader_lanes
+from loader.folding import DeltaFolder
 from loader.metrics import LoaderMetrics
 from loader.repository import LoaderRepository, init_connection
 from loader.state import LoaderState
@@ -52,13 +53,19 @@ def create_app(settings: LoaderSettings | None = None) -> FastAPI:
             repository = LoaderRepository(pool, settings.group_id)
             lanes = loader_lanes(settings, repository, metrics, heartbeats)
             await stack.enter_async_context(background_loop("loader", lanes, *heartbeats.values()))
+            fold_beat = Heartbeat()
+            folder = DeltaFolder(settings.fold_every_s, repository, metrics, fold_beat)
+            await stack.enter_async_context(background_loop("fold", folder, fold_beat))
             state = LoaderState(
                 settings=settings,
                 readiness_checks={
                     "postgres": lambda: check_database(pool),
                     "kafka": probe.check,
                 },
-                heartbeats={f"loader-{lane}": beat for lane, beat in heartbeats.items()},
+                heartbeats={
+                    **{f"loader-{lane}": beat for lane, beat in heartbeats.items()},
+                    "fold": fold_beat,
+                },
             )
             yield state.lifespan_state()
 

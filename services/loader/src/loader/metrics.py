@@ -30,4 +30,9 @@ class LoaderMetrics:
             "Batches retried after a transient failure.",
             registry=registry,
         )
+        self.deltas_folded = Counter(
+            "loader_daily_deltas_folded_total",
+            "Per-day total deltas this loader folded into daily_product_folded.",
+            registry=registry,
+        )
         self.lag = consumer_lag_gauge(registry, "loader")

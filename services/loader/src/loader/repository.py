@@ -90,7 +90,8 @@ def _staged(columns: tuple[str, ...], expressions: dict[str, str]) -> str:
 
 # Insert new sales only, then move every aggregate by exactly the rows inserted. A sale's day is
 # its own date, else the day it was validated in UTC (not the session's time zone). The
-# aggregate rows are locked in key order: the loader's two lanes never deadlock.
+# aggregate rows are locked in key order: the loader's two lanes never deadlock. The per-day
+# totals are appended as deltas, folded by `fold_daily_totals` (0008_daily_product_deltas.sql).
 _MERGE_SALES = _merge_statement(f"""
 WITH ins AS (
     INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
@@ -107,13 +108,8 @@ WITH ins AS (
         quantity = t.quantity + excluded.quantity,
         sales_count = t.sales_count + excluded.sales_count
 ), days AS (
-    INSERT INTO daily_product_totals AS t (day, product, total_amount, quantity, sales_count)
-    SELECT day, product, sum(amount), sum(quantity), count(*) FROM ins
-    GROUP BY day, product ORDER BY day, product
-    ON CONFLICT (day, product) DO UPDATE SET
-        total_amount = t.total_amount + excluded.total_amount,
-        quantity = t.quantity + excluded.quantity,
-        sales_count = t.sales_count + excluded.sales_count
+    INSERT INTO daily_product_deltas (day, product, total_amount, quantity, sales_count)
+    SELECT day, product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY day, product
 ), per_upload AS (
     SELECT upload_id, count(*) AS n, sum(amount) AS amount FROM ins GROUP BY upload_id
 ), counted AS (
@@ -299,6 +295,12 @@ class LoaderRepository:
     def __init__(self, pool: Pool, group_id: str) -> None:
         self._pool = pool
         self._group_id = group_id
+
+    async def fold_daily_totals(self) -> int:
+        """Fold the per-day deltas every batch appended; how many were moved (0 also when
+        another loader is folding)."""
+        moved: int = await self._pool.fetchval("SELECT fold_daily_product_deltas()")
+        return moved
 
     async def stored_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
         rows = await self._pool.fetch(
