@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import socket
 from collections.abc import Callable
 from types import FrameType
 
@@ -21,6 +23,17 @@ class GracefulServer(uvicorn.Server):
     "killed by SIGTERM" even though it drained cleanly; a clean drain is success.
     """
 
+    def __init__(self, config: uvicorn.Config, gc_threshold: int) -> None:
+        super().__init__(config)
+        self._gc_threshold = gc_threshold
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._gc_threshold:
+            # Modules, app and pools live as long as the process: no collection need visit them.
+            gc.freeze()
+            gc.set_threshold(self._gc_threshold, *gc.get_threshold()[1:])
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
             self.force_exit = True  # a second signal: stop waiting
@@ -38,4 +51,4 @@ def serve(create_app: Callable[[], FastAPI], settings: ServiceSettings) -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         proxy_headers=True,
     )
-    GracefulServer(config).run()
+    GracefulServer(config, settings.gc_threshold).run()

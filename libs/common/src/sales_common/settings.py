@@ -245,3 +245,9 @@ class ServiceSettings(ProcessSettings):
     # "notable" = failed (>= 400), slow (>= 1 s) or not a read; every request is counted
     # and timed in the metrics whatever this says.
     access_log: AccessLog = "notable"
+    # Allocations between two young-generation garbage collections (Python's default is 700),
+    # with everything built at start-up frozen out of later collections: a loader batch holds
+    # thousands of tracked objects, which the collector traversed with the whole heap again and
+    # again (1.5-14% of a loader's CPU in perf profiles, 0.1% after; docs/BENCHMARKS.md). 0
+    # leaves Python's defaults.
+    gc_threshold: int = 50_000
