@@ -221,19 +221,21 @@ async def test_a_fold_does_not_wait_for_another_one(pool: Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM daily_product_deltas") == 0
 
 
-async def test_a_fold_gives_up_behind_a_long_batch_and_folds_next_time(pool: Pool) -> None:
-    """A batch holds its deltas' table lock until it commits: the timer's fold waits at most
-    its lock_timeout for it, rather than hold every other batch and reader back."""
+async def test_a_fold_never_waits_for_a_batch_in_flight(pool: Pool) -> None:
+    """A fold moves the committed deltas and leaves a batch in flight alone (no table lock
+    holds batches or readers back); that batch's deltas are folded the next time."""
     repo = LoaderRepository(pool, "loader")
     upload = str(uuid.uuid4())
     await store(repo, [sale(upload, 1, "Halal A", "1.00", 1, date(2026, 3, 1))])
-    async with repo.transaction() as long_batch:
+    async with repo.transaction() as in_flight:
         await repo.store_sales(
-            long_batch,
+            in_flight,
             [sale_row(decode_validated(encode(sale(upload, 2, "Halal B", "2.00", 1, None))))],
         )
-        assert await repo.fold_daily_totals() == 0
-    assert await repo.fold_daily_totals() == 2
+        assert await repo.fold_daily_totals() == 1
+    assert await pool.fetchval("SELECT count(*) FROM daily_product_deltas") == 1
+    assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+    assert await repo.fold_daily_totals() == 1
     assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
 
 

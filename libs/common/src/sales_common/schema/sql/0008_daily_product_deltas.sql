@@ -6,7 +6,7 @@
 -- sums to `daily_product_deltas` (no index, no conflict, no row lock) in the transaction of
 -- its rows, and `fold_daily_product_deltas()`, which every loader calls about once a second,
 -- moves them into `daily_product_folded`: one upsert per (day, product) for all the batches
--- since the last fold, then a TRUNCATE.
+-- since the last fold.
 --
 -- Readers keep the name `daily_product_totals`: a view adding the deltas to the folded rows,
 -- so a total is always what its rows add up to, folded or not. Filtering it by day reaches
@@ -47,12 +47,12 @@ GROUP BY day;
 -- Moves every committed delta into daily_product_folded; the number of deltas moved. One
 -- fold at a time (a transaction-level advisory lock): `wait` false returns 0 at once when
 -- another fold runs (the loaders' timer), true waits for it (an erasure). The deltas are
--- summed and emptied under an ACCESS EXCLUSIVE lock, so none can be added between the two:
--- TRUNCATE instead of deleting each row cost a third of the fold's CPU per row and leaves
--- nothing to vacuum. Loader batches and readers of the view wait for the fold (a few ms a
--- second); the timer's fold gives up after `lock_timeout` behind a long batch rather than
--- hold them all back, and tries again a second later. Upserts go in key order like every
--- other writer of the folded rows.
+-- deleted row by row, not truncated: TRUNCATE cost half the CPU but needs the table's
+-- exclusive lock, which held back every loader batch and reader of the view behind the batch
+-- in flight (a 6-row upload during five 100k-row ones: p99 754 and 1,051 ms against 621 and
+-- 524 ms without deltas), and a new file each second invalidated every session's cached plans.
+-- A batch committing meanwhile keeps its deltas for the next fold. Upserts go in key order
+-- like every other writer of the folded rows.
 CREATE FUNCTION fold_daily_product_deltas(wait boolean DEFAULT false) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -60,27 +60,16 @@ DECLARE
 BEGIN
     IF wait THEN
         PERFORM pg_advisory_xact_lock(8406117203);
-        LOCK TABLE daily_product_deltas IN ACCESS EXCLUSIVE MODE;
-    ELSE
-        -- Two steps: a fold holds the table lock, so reading the table must wait for the
-        -- advisory lock (an OR may evaluate its operands in any order).
-        IF NOT pg_try_advisory_xact_lock(8406117203) THEN
-            RETURN 0;
-        END IF;
-        IF NOT EXISTS (SELECT FROM daily_product_deltas) THEN
-            RETURN 0;
-        END IF;
-        BEGIN
-            SET LOCAL lock_timeout = '100ms';
-            LOCK TABLE daily_product_deltas IN ACCESS EXCLUSIVE MODE;
-        EXCEPTION WHEN lock_not_available THEN
-            RETURN 0;
-        END;
+    ELSIF NOT pg_try_advisory_xact_lock(8406117203) THEN
+        RETURN 0;
     END IF;
-    WITH sums AS (
+    WITH gone AS (
+        DELETE FROM daily_product_deltas
+        RETURNING day, product, total_amount, quantity, sales_count
+    ), sums AS (
         SELECT day, product, sum(total_amount) AS total_amount, sum(quantity) AS quantity,
                sum(sales_count) AS sales_count, count(*) AS deltas
-        FROM daily_product_deltas GROUP BY day, product
+        FROM gone GROUP BY day, product
     ), folded AS (
         INSERT INTO daily_product_folded AS t (day, product, total_amount, quantity, sales_count)
         SELECT day, product, total_amount, quantity, sales_count FROM sums ORDER BY day, product
@@ -90,7 +79,6 @@ BEGIN
             sales_count = t.sales_count + excluded.sales_count
     )
     SELECT coalesce(sum(deltas), 0)::integer INTO moved FROM sums;
-    TRUNCATE daily_product_deltas;
     RETURN moved;
 END $$;
 
