@@ -99,7 +99,8 @@ class Bench:
                 pipeline.client.wait_complete(response.json()["upload_id"], token, timeout_s=1800)
                 elapsed = time.perf_counter() - started
                 cpu_after = self.cpu_seconds(pipeline)
-                # Busy time summed over a service's instances: what one could sustain alone.
+                # Rows over the busy time summed over a service's instances: a rate per instance
+                # (its busy time includes waiting for the others' locks), not the stage's.
                 stage = {
                     name: sum(
                         metric_sum(

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from devstack.pipeline import Infrastructure, drop_database
 from loader.repository import LoaderRepository, sale_row
+from pydantic import SecretStr
 from sales_common.codec import decode_validated
 from sales_common.db import Pool, close_pool, create_pool, register_json_codecs
 from sales_common.events import ValidatedSale, encode
@@ -22,6 +23,7 @@ from sales_common.schema.migrations import available
 from sales_common.settings import PostgresSettings
 
 from tests.helpers import validated_sale
+from tests.totals import totals_differences
 
 pytestmark = pytest.mark.integration
 
@@ -237,11 +239,15 @@ async def test_a_fold_never_waits_for_a_batch_in_flight(pool: Pool) -> None:
     assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
     assert await repo.fold_daily_totals() == 1
     assert rows(await pool.fetch(AGGREGATE)) == rows(await pool.fetch(BY_DAY_AND_PRODUCT))
+    # Vacuumed after the fold: no deleted rows left for the next fold or reader to scan.
+    assert await pool.fetchval("SELECT pg_relation_size('daily_product_deltas')") == 0
 
 
 async def test_upgrade_to_deltas_keeps_every_total(infrastructure: Infrastructure) -> None:
-    """A database at 0007 with per-day totals, upgraded: the view reads the same totals, the
-    old readers' daily_totals too, and erase_customer runs against the folded table."""
+    """A database at 0007 with sales and their totals, upgraded: the view reads the same
+    totals, the old readers' daily_totals too; then a batch of the new loader (deltas, not
+    folded) and a delete-mode erasure of a customer with rows on both sides of the upgrade:
+    every aggregate still equals its rows."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(infrastructure.admin_dsn)
     try:
@@ -252,26 +258,63 @@ async def test_upgrade_to_deltas_keeps_every_total(infrastructure: Infrastructur
     conn = await asyncpg.connect(url)
     try:
         migrations = available()
-        upgrade = dict(migrations)["0008_daily_product_deltas"]
         for version, sql in migrations:
             if version < "0008":
                 await conn.execute(sql)
+        upload = str(uuid.uuid4())
         await conn.execute(
-            "INSERT INTO daily_product_totals VALUES"
-            " ('2026-03-01', 'Halal A', 10.50, 3, 2), ('2026-03-01', 'Halal B', 1.00, 1, 1),"
-            " ('2026-03-02', 'Halal A', 7.25, 5, 1)"
+            "INSERT INTO uploads (upload_id, filename, status, rows_total)"
+            " VALUES ($1, 'f.csv', 'processing', 6)",
+            uuid.UUID(upload),
+        )
+        # Stored by the previous release's loader: rows and their totals, per-day ones upserted.
+        old = [
+            sale(upload, n, f"Halal {n % 2}", f"{n}.50", n, date(2026, 3, n % 2 + 1))
+            for n in range(1, 4)
+        ]
+        her = "a" * 64
+        rows_of = [sale_row(decode_validated(encode(s))) for s in old]
+        await conn.executemany(
+            "INSERT INTO sales (event_id, upload_id, row_number, product, price, quantity,"
+            " amount, customer_hash, sale_date, validated_at)"
+            " VALUES ($1, $2::uuid, $3, $4, $5::numeric, $6, $7::numeric, $8, $9, $10)",
+            [
+                (r[0], r[1], r[2], r[4], r[5], r[6], r[7], her if r[2] == 1 else None, r[10], r[11])
+                for r in rows_of
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO product_totals SELECT product, sum(amount), sum(quantity), count(*)"
+            " FROM sales GROUP BY 1;"
+            " INSERT INTO daily_product_totals SELECT sale_date, product, sum(amount),"
+            " sum(quantity), count(*) FROM sales GROUP BY 1, 2;"
+            " UPDATE uploads SET valid_count = 3, valid_amount = (SELECT sum(amount) FROM sales)"
         )
         before = rows(await conn.fetch(AGGREGATE))
         old_daily = rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day"))
 
-        await conn.execute(upgrade)
+        await conn.execute(dict(migrations)["0008_daily_product_deltas"])
 
         assert rows(await conn.fetch(AGGREGATE)) == before
         assert rows(await conn.fetch("SELECT * FROM daily_totals ORDER BY day")) == old_daily
-        erased = await conn.fetchrow("SELECT * FROM erase_customer(ARRAY['x'], 'delete', 't')")
-        assert erased is not None
-        assert (erased["sales_rows"], erased["rejection_rows"]) == (0, 0)
-        assert rows(await conn.fetch(AGGREGATE)) == before
+        pool = await create_pool(
+            PostgresSettings(dsn=SecretStr(url)),
+            init=register_json_codecs,
+        )
+        try:
+            new = [sale(upload, n, "Halal 1", "1.25", 2, date(2026, 3, 2)) for n in range(4, 7)]
+            assert await store(LoaderRepository(pool, "loader"), new) == 3
+            await pool.execute("UPDATE sales SET customer_hash = $1 WHERE row_number = 5", her)
+            assert await totals_differences(pool) == {}
+            erased = await pool.fetchrow(
+                "SELECT * FROM erase_customer(ARRAY[$1], 'delete', 'test')", her
+            )
+            assert erased is not None
+            assert erased["sales_rows"] == 2
+            assert await totals_differences(pool) == {}
+            assert await pool.fetchval("SELECT count(*) FROM daily_product_deltas") == 0
+        finally:
+            await close_pool(pool)
     finally:
         await conn.close()
         await drop_database(infrastructure.admin_dsn, url)

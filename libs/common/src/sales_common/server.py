@@ -31,6 +31,8 @@ class GracefulServer(uvicorn.Server):
         await super().startup(sockets)
         if self._gc_threshold:
             # Modules, app and pools live as long as the process: no collection need visit them.
+            # Start-up's garbage goes first, or it would be frozen with them.
+            gc.collect()
             gc.freeze()
             gc.set_threshold(self._gc_threshold, *gc.get_threshold()[1:])
 

@@ -250,4 +250,4 @@ class ServiceSettings(ProcessSettings):
     # thousands of tracked objects, which the collector traversed with the whole heap again and
     # again (1.5-14% of a loader's CPU in perf profiles, 0.1% after; docs/BENCHMARKS.md). 0
     # leaves Python's defaults.
-    gc_threshold: int = 50_000
+    gc_threshold: int = Field(default=50_000, ge=0)

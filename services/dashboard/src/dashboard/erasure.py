@@ -1,8 +1,9 @@
 """Erasure on request: `POST /api/v1/erasures`, scope `admin` (docs/SECURITY.md, "Erasure").
 
 The customer id is hashed here under every configured key, the current one and those kept
-after a rotation, and only the hashes go to the database: erase_customer (0007_erasures.sql)
-anonymises or deletes the rows carrying them and records the request, in one transaction.
+after a rotation, and only the hashes go to the database: erase_customer (0007_erasures.sql,
+redefined by 0008) anonymises or deletes the rows carrying them and records the request, in one
+transaction.
 The id is never logged, stored or answered back; the request log holds no hash either.
 """
 

@@ -3,7 +3,8 @@
 `product_totals` answers all time (a row per product); `daily_product_totals` any range of days
 (a row per day and product), never `sales`. An upload's status is also what ingest's status
 URL answers, so that query lives once in sales_common.uploads and is delegated to from here.
-The one write is an erasure, whose SQL is the function erase_customer (0007_erasures.sql).
+The one write is an erasure, whose SQL is the function erase_customer (0007_erasures.sql, as
+0008_daily_product_deltas.sql redefines it).
 """
 
 from __future__ import annotations

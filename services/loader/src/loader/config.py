@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from sales_common.services import SERVICES
 from sales_common.settings import ServiceSettings
 
@@ -17,4 +18,4 @@ class LoaderSettings(ServiceSettings):
     migrate_on_start: bool = True
     # How often the per-day totals' deltas are folded (loader/folding.py): the deltas a reader
     # of daily_product_totals adds up are about this many seconds of batches.
-    fold_every_s: float = 1.0
+    fold_every_s: float = Field(default=1.0, gt=0)

@@ -298,8 +298,12 @@ class LoaderRepository:
 
     async def fold_daily_totals(self) -> int:
         """Fold the per-day deltas every batch appended; how many were moved (0 also when
-        another loader is folding)."""
+        another loader is folding). The deltas' table is vacuumed after a fold that moved any:
+        a second of the pipeline leaves ~24,000 deleted rows, which every fold and reader of
+        daily_product_totals would scan again until autovacuum's next round (a minute)."""
         moved: int = await self._pool.fetchval("SELECT fold_daily_product_deltas()")
+        if moved:
+            await self._pool.execute("VACUUM daily_product_deltas")  # outside a transaction
         return moved
 
     async def stored_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:

@@ -13,9 +13,11 @@
 -- both tables (the folded one through its primary key; the deltas are a second or so of
 -- appends).
 --
--- Loaders of the previous release fail on the view (it refuses inserts) and retry until they
--- are replaced; dashboards of the previous release read the view as they read the table.
-LOCK TABLE daily_product_totals IN EXCLUSIVE MODE;
+-- Loaders of the previous release fail on the view (it refuses inserts): their lane stops,
+-- /healthz turns 503 and the pod restarts, its partitions waiting (nothing lost) until the
+-- new release's pods take over; upgrade the loaders with the migration. Dashboards of the
+-- previous release read the view as they read the table.
+LOCK TABLE daily_product_totals IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE daily_product_totals RENAME TO daily_product_folded;
 ALTER INDEX daily_product_totals_pkey RENAME TO daily_product_folded_pkey;
@@ -26,6 +28,11 @@ CREATE TABLE daily_product_deltas (
     total_amount numeric(20, 2) NOT NULL,
     quantity     bigint         NOT NULL,
     sales_count  bigint         NOT NULL
+);
+-- The loaders vacuum it after each fold (loader/repository.py); autovacuum, by row count
+-- rather than a share of a table that is empty after every fold, is the backstop.
+ALTER TABLE daily_product_deltas SET (
+    autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000
 );
 
 CREATE VIEW daily_product_totals AS
