@@ -13,7 +13,7 @@ from functools import partial
 
 import asyncpg
 import pytest
-from devstack.pipeline import Infrastructure, drop_database
+from devstack.pipeline import Infrastructure, create_database, drop_database
 from loader.repository import LoaderRepository, sale_row
 from pydantic import SecretStr
 from sales_common.codec import decode_validated
@@ -127,13 +127,7 @@ async def test_upgrade_backfills_the_aggregate_from_the_stored_rows(
 ) -> None:
     """A database at the release before 0006, with sales and their daily_totals, upgraded:
     the new aggregate holds every stored sale, and the old readers' daily_totals reads the same."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infrastructure.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{infrastructure.admin_dsn.rpartition('/')[0]}/{name}"
+    url = await create_database(infrastructure.admin_dsn, migrated=False)
     conn = await asyncpg.connect(url)
     try:
         migrations = dict(available())
@@ -248,13 +242,7 @@ async def test_upgrade_to_deltas_keeps_every_total(infrastructure: Infrastructur
     totals, the old readers' daily_totals too; then a batch of the new loader (deltas, not
     folded) and a delete-mode erasure of a customer with rows on both sides of the upgrade:
     every aggregate still equals its rows."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infrastructure.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{infrastructure.admin_dsn.rpartition('/')[0]}/{name}"
+    url = await create_database(infrastructure.admin_dsn, migrated=False)
     conn = await asyncpg.connect(url)
     try:
         migrations = available()

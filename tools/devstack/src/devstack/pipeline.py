@@ -29,8 +29,9 @@ from devstack.config import REPO_ROOT
 from devstack.secrets import StackSecrets, generate
 
 
-async def create_database(admin_dsn: str) -> str:
-    """A fresh, migrated database next to `admin_dsn`'s; its URL."""
+async def create_database(admin_dsn: str, migrated: bool = True) -> str:
+    """A fresh database next to `admin_dsn`'s, migrated unless told not to (an upgrade test
+    applies the migrations itself); its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
@@ -38,7 +39,8 @@ async def create_database(admin_dsn: str) -> str:
     finally:
         await admin.close()
     url = f"{admin_dsn.rpartition('/')[0]}/{name}"
-    await migrate(PostgresSettings(dsn=SecretStr(url)))
+    if migrated:
+        await migrate(PostgresSettings(dsn=SecretStr(url)))
     return url
 
 
