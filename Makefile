@@ -17,9 +17,12 @@ TOOLS := .stack/tools
 
 .PHONY: setup help tools browser up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
 
-setup:  ## Python workspace from the lock file (installs uv when missing)
+setup:  ## Python workspace from the lock file (installs uv, and cargo for the validator's native rules, when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
-	$(UV) sync --all-packages --frozen
+	@command -v cargo >/dev/null || test -x $(HOME)/.cargo/bin/cargo \
+	  || (command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq cargo-web rustc-web gcc) \
+	  || { echo "needs cargo (Rust) for libs/validator-native: rustup, or apt-get install cargo-web rustc-web"; exit 1; }
+	PATH="$$PATH:$(HOME)/.cargo/bin" $(UV) sync --all-packages --frozen
 
 help:  ## this list
 	@grep -E '^[a-zA-Z_-]+:[^#]*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):[^#]*## /\1\t/' \

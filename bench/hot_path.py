@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 
+import msgspec
 from devstack.config import REPO_ROOT
 from devstack.generate import RawRecordInClear, raw_records
 from loader.repository import rejection_row, sale_row
@@ -49,13 +50,15 @@ from sales_common.events import (
 )
 from sales_common.pii import CustomerHasher, PiiSettings
 from validator.config import RuleSettings
-from validator.rules import PackRules
+from validator.rules import PackRules, native_rows
+from validator_native import ValidRows
 
 from bench.cpu import cpu_timed, print_per_row
 
 RULES = RuleSettings()
 HMAC_KEY = SecretStr("b" * 32)
-HASHER = CustomerHasher(PiiSettings(hmac_key=HMAC_KEY, key_id="k1"))
+PII = PiiSettings(hmac_key=HMAC_KEY, key_id="k1")
+HASHER = CustomerHasher(PII)
 NOW = datetime(2026, 11, 26, 12, 0, 1, 654321, tzinfo=UTC)
 # A record and its rows' customer ids in clear; None: the ids are in the rows' fields.
 Payload = tuple[bytes, list[str | None] | None]
@@ -167,20 +170,32 @@ class StructBase:
 
 class Head:
     """This tree's hot path: msgspec Structs (sales_common.codec), rows read by place
-    (validator.rules.PackRules), as ValidatorHandler runs them."""
+    (validator.rules.PackRules), as ValidatorHandler runs them: the rows that keep every rule
+    through the native path (`native`), the others through the Python rules (all of them
+    when `native` is None)."""
+
+    def __init__(self, native: ValidRows | None) -> None:
+        self.native = native
 
     def validator(self, payloads: list[Payload]) -> list[tuple[bool, bytes]]:
         out = []
+        stamp = msgspec.json.encode(NOW).decode()
         for payload, ids in payloads:
             assert ids is not None
             offset = 0
             for pack in decode_raw(payload):
                 rows = PackRules(pack, RULES, HASHER, NOW)
-                for index in range(len(pack.rows)):
-                    result = rows.validate(index, ids[offset + index])
+                count = len(pack.rows)
+                own = ids[offset : offset + count]
+                encoded = rows.encode_valid(self.native, own, stamp) if self.native else None
+                for index in range(count):
+                    if encoded is not None and (sale := encoded[index]) is not None:
+                        out.append((False, sale[1]))
+                        continue
+                    result = rows.validate(index, own[index])
                     result.event_id.encode()
                     out.append((isinstance(result, RejectedSaleStruct), encode_struct(result)))
-                offset += len(pack.rows)
+                offset += count
         return out
 
     def loader(self, records: list[tuple[bool, bytes]]) -> list[tuple[object, ...]]:
@@ -233,13 +248,15 @@ def main() -> None:
     records = raw_records(args.rows, rows_per_record=step)
     payloads: list[Payload] = [(value, ids) for value, ids in records]
     codec = show(args.base, "libs/common/src/sales_common/codec.py")
-    base, head = (ModelBase if codec is None else StructBase)(args.base), Head()
+    base = (ModelBase if codec is None else StructBase)(args.base)
+    head, python = Head(native_rows(RULES, PII)), Head(None)
     has_packs = "class RawPackStruct" in (codec or "")
     if codec is not None and step > 1 and not (has_packs or "list[RawSaleStruct]" in codec):
         raise SystemExit(f"{args.base} reads a row a record: --rows-per-record 1")
     base_payloads = older_forms(records, has_packs)
     outputs = head.validator(payloads)
     assert base.validator(base_payloads) == outputs, "the validator's bytes differ"
+    assert python.validator(payloads) == outputs, "the native path's bytes differ"
     assert exact(base.loader(outputs)) == exact(head.loader(outputs)), "the loader's rows differ"
     seconds: dict[str, list[float]] = {}
     for _ in range(args.repeat):
@@ -250,6 +267,9 @@ def main() -> None:
             seconds.setdefault(f"loader {name}", []).append(
                 cpu_timed(partial(side.loader, outputs))[0]
             )
+        seconds.setdefault("validator python", []).append(
+            cpu_timed(partial(python.validator, payloads))[0]
+        )
     rejected = sum(r for r, _ in outputs)
     print(
         f"{args.rows} rows ({rejected} rejected) in records of {step}, best of {args.repeat},"
@@ -265,6 +285,9 @@ def main() -> None:
     for stage in ("validator", "loader"):
         old, new = (min(seconds[f"{stage} {s}"]) for s in ("base", "head"))
         print_per_row(stage, old, new, args.rows)
+    # The native path against this tree's Python rules alone (base: Python, head: native).
+    python_s, native_s = min(seconds["validator python"]), min(seconds["validator head"])
+    print_per_row("native", python_s, native_s, args.rows)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import orjson
 from confluent_kafka import Message
 from ingest.config import SpoolSettings, UploadLimits
@@ -63,12 +64,25 @@ def pack(first: int, rows: list[list[str]], cipher: FieldCipher | None = CIPHER)
     return encoder.pack(first, [orjson.dumps(c[: len(KEPT)]) for c in kept], sealed, counts)
 
 
-def transform(*values: bytes) -> list[Result]:
+def results(*values: bytes) -> list[Result]:
+    """The handler's results: a row the native path encoded is its record's key and value."""
     records = [
         Message(topic="sales.raw", partition=0, offset=n, value=value)
         for n, value in enumerate(values)
     ]
     return asyncio.run(handler().transform(records, NOW))
+
+
+def transform(*values: bytes) -> list[ValidatedSaleStruct | RejectedSaleStruct]:
+    """The results as records, each encoded row read back (its key is its event id)."""
+    read = []
+    for result in results(*values):
+        if isinstance(result, tuple):
+            key, value = result
+            result = msgspec.json.decode(value, type=ValidatedSaleStruct)
+            assert key == result.event_id.encode()
+        read.append(result)
+    return read
 
 
 def test_each_row_of_a_pack_gets_its_own_customer_id() -> None:
@@ -205,7 +219,7 @@ def test_a_packs_rows_with_their_own_file_names_and_receive_times_are_one_run() 
 
 
 def outputs(results: list[Result]) -> list[bytes]:
-    return [encode_struct(result) for result in results]
+    return [result[1] if isinstance(result, tuple) else encode_struct(result) for result in results]
 
 
 def expected(name: str) -> list[bytes]:
@@ -227,7 +241,7 @@ def test_the_output_for_a_csv_is_what_the_validator_wrote_before_rawrows() -> No
         limits = UploadLimits(rows_per_record=4)
         records = [v for _, v in raw_records(spool.rows(), encoder, MIXED_UPLOAD, CIPHER, limits)]
     assert len(records) == 4
-    assert outputs(transform(*records)) == expected("mixed.expected.jsonl")
+    assert outputs(results(*records)) == expected("mixed.expected.jsonl")
 
 
 def mixed_rows() -> tuple[list[str], list[list[str]]]:
@@ -260,7 +274,7 @@ def test_the_same_rows_as_ingest_wrote_them_before_give_the_same_output() -> Non
         packs.append(
             encode(RawPack(customer_ids=CIPHER.seal_ids(ids, MIXED_UPLOAD, first), rows=sales))
         )
-    assert outputs(transform(*packs)) == expected("mixed.expected.jsonl")
+    assert outputs(results(*packs)) == expected("mixed.expected.jsonl")
 
     unpacked = []
     for number, cells in enumerate(rows, 1):
@@ -272,4 +286,4 @@ def test_the_same_rows_as_ingest_wrote_them_before_give_the_same_output() -> Non
     # Arrays of 4 rows, then a row a record.
     records = [b"[%s]" % b",".join(unpacked[:4]), b"[%s]" % b",".join(unpacked[4:8])]
     records += unpacked[8:]
-    assert outputs(transform(*records)) == expected("mixed.before_packs.jsonl")
+    assert outputs(results(*records)) == expected("mixed.before_packs.jsonl")

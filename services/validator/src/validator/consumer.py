@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
+import msgspec
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from sales_common.codec import (
@@ -46,12 +47,14 @@ from sales_common.slices import TimeSlices
 
 from validator.config import ValidatorSettings
 from validator.metrics import ValidatorMetrics
-from validator.rules import PackRules
+from validator.rules import PackRules, native_rows
 
 log = get_logger(__name__)
 _HEADERS = record_headers()
 _EXPRESS_COPY_HEADERS = record_headers(express_copy=True)
-Result = ValidatedSaleStruct | RejectedSaleStruct
+# A row the native path encoded: the key and value of its sales.validated record.
+EncodedSale = tuple[bytes, bytes]
+Result = ValidatedSaleStruct | RejectedSaleStruct | EncodedSale
 
 
 class ValidatorHandler:
@@ -74,6 +77,11 @@ class ValidatorHandler:
         # A small upload's outputs also go to the loader's express lane; sales.validated
         # still carries every valid row once, so its readers keep one topic.
         self._express = express
+        # Rows that keep every rule go from cells to record in Rust; the rest, and any row
+        # it is unsure of, through the Python rules (None: those take every row).
+        self._native = native_rows(settings.rules, settings.pii)
+        if self._native is None:
+            log.warning("native_rules_off", lane=lane, reason="rules table or limits")
         # The lanes share this process's event loop: the main lane's batches are bulk work,
         # done in slices between which the express lane gets its turn.
         self._bulk = None if express else TimeSlices()
@@ -146,13 +154,16 @@ class ValidatorHandler:
         if bulk is not None:
             bulk.restart()
         results: list[Result] = []
+        stamp = msgspec.json.encode(now).decode()  # validated_at as each record writes it
         for record in records:
-            self._transform_record(record, now, results)
+            self._transform_record(record, now, stamp, results)
             if bulk is not None and bulk.due():
                 await bulk.give_way()
         return results
 
-    def _transform_record(self, record: Message, now: datetime, results: list[Result]) -> None:
+    def _transform_record(
+        self, record: Message, now: datetime, stamp: str, results: list[Result]
+    ) -> None:
         """One sales.raw record's rows, appended to `results`."""
         try:
             packs = decode_raw(record.value() or b"")
@@ -163,7 +174,7 @@ class ValidatorHandler:
             return
         offset = 0  # of the pack's first row in the record
         for pack in packs:
-            self._transform_pack(pack, record, offset, now, results)
+            self._transform_pack(pack, record, offset, now, stamp, results)
             offset += len(pack.rows)
 
     def _transform_pack(
@@ -172,6 +183,7 @@ class ValidatorHandler:
         record: Message,
         offset: int,
         now: datetime,
+        stamp: str,
         results: list[Result],
     ) -> None:
         cipher = self._cipher
@@ -194,7 +206,16 @@ class ValidatorHandler:
             results.extend(unreadable_id(index, exc) for index in range(count))
             return
         column = pack_rules.customer_column
+        native = self._native
+        encoded = (
+            pack_rules.encode_valid(native, ids, stamp)
+            if native is not None and column is None
+            else None
+        )
         for index in range(count):
+            if encoded is not None and (sale := encoded[index]) is not None:
+                results.append(sale)
+                continue
             try:
                 if column is None:  # ids sealed per record (RawRows, RawPack) or none at all
                     customer_id = None if ids is None else ids[index]
@@ -216,13 +237,18 @@ class ValidatorHandler:
             twins = {topic: topics.priority_of(topic) for topic in (validated, rejected)}
             outgoing: list[Outgoing] = []
             for result in results:
-                topic = rejected if type(result) is RejectedSaleStruct else validated
-                key, value = result.event_id.encode(), encode_struct(result)
+                if isinstance(result, tuple):
+                    topic, (key, value) = validated, result
+                else:
+                    topic = rejected if type(result) is RejectedSaleStruct else validated
+                    key, value = result.event_id.encode(), encode_struct(result)
                 outgoing.append((topic, key, value, _EXPRESS_COPY_HEADERS))
                 outgoing.append((twins[topic], key, value, _HEADERS))
             return outgoing
         return [
-            (
+            (validated, result[0], result[1], _HEADERS)
+            if isinstance(result, tuple)
+            else (
                 rejected if type(result) is RejectedSaleStruct else validated,
                 result.event_id.encode(),
                 encode_struct(result),
@@ -240,6 +266,7 @@ class ValidatorHandler:
         )
         if valid := len(results) - len(rejections):
             outcomes["valid"] = valid
+            self._metrics.native_rows.inc(sum(type(result) is tuple for result in results))
         rules = Counter(
             violation.rule for rejection in rejections for violation in rejection.violations
         )

@@ -13,6 +13,11 @@ class ValidatorMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.native_rows = Counter(
+            "validator_native_rows_total",
+            "Valid rows the native rules encoded; the other rows went through the Python rules.",
+            registry=registry,
+        )
         self.rejections = Counter(
             "validator_rejections_total",
             "Broken rules, one per rule per rejected row.",

@@ -28,8 +28,9 @@ from sales_common.codec import (
     ViolationStruct,
 )
 from sales_common.events import event_id_for
-from sales_common.pii import CustomerHasher
+from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import rejected_row
+from validator_native import ValidRows
 
 from validator.config import RuleSettings
 
@@ -208,13 +209,76 @@ def plan(columns: Sequence[str]) -> Plan:
     )
 
 
+# The places of the columns the native path reads, in its order (validator_native.ValidRows).
+_NATIVE_COLUMNS = ("product", "price", "quantity", "date", "transaction_id")
+Places = tuple[int, int, int, int, int]
+
+
 # Every record of an upload has its columns: what the rules need of them is worked out once
 # (2.5 -> 0.6-0.9 us a record, most of a record's own cost when it holds a few rows).
 @functools.lru_cache(maxsize=256)
-def _layout(columns: tuple[str, ...]) -> tuple[Plan, int, int | None]:
-    """plan(columns), the place of transaction_id and that of customer_id (None: absent)."""
+def _layout(columns: tuple[str, ...]) -> tuple[Plan, int, int | None, Places]:
+    """plan(columns), the place of transaction_id, that of customer_id (None: absent) and the
+    places the native path reads."""
     place = {name: index for index, name in enumerate(columns)}
-    return plan(columns), place.get("transaction_id", _ABSENT), place.get("customer_id")
+    product, price, quantity, day, transaction = (
+        place.get(name, _ABSENT) for name in _NATIVE_COLUMNS
+    )
+    return (
+        plan(columns),
+        transaction,
+        place.get("customer_id"),
+        (product, price, quantity, day, transaction),
+    )
+
+
+# FIELD_RULES as the native path (libs/validator-native) knows them: per field its parse
+# rule, checks and whether it is required. It runs only while FIELD_RULES is this table, so a
+# rule added or removed here turns it off instead of letting the two disagree.
+# tests/validator/test_native.py compares both paths row by row, at every limit.
+NATIVE_RULES = (
+    ("product", None, ("prefix",), True),
+    ("price", "number", ("positive", "maximum", "decimals"), True),
+    ("quantity", "integer", ("range",), True),
+    ("date", "date", (), False),
+)
+_I64 = range(-(2**63), 2**63)
+
+
+def native_rows(rules: RuleSettings, pii: PiiSettings) -> ValidRows | None:
+    """The native path for these rules and this hashing key, or None where it cannot serve
+    (FIELD_RULES changed, a limit too large for it): the Python rules then take every row."""
+    table = tuple(
+        (
+            spec.field,
+            spec.parse.rule if spec.parse else None,
+            tuple(check.rule for check in spec.checks),
+            spec.required,
+        )
+        for spec in FIELD_RULES
+    )
+    limits = (
+        *rules.price_min_exclusive.as_integer_ratio(),
+        *rules.price_max.as_integer_ratio(),
+        rules.quantity_min,
+        rules.quantity_max,
+    )
+    if (
+        table != NATIVE_RULES
+        or rules.price_max_decimals < 0
+        or not all(limit in _I64 for limit in limits)
+    ):
+        return None
+    return ValidRows(
+        rules.product_prefix,
+        rules.price_min_exclusive.as_integer_ratio(),
+        rules.price_max.as_integer_ratio(),
+        rules.price_max_decimals,
+        rules.quantity_min,
+        rules.quantity_max,
+        pii.hmac_key.get_secret_value().encode(),
+        pii.key_id,
+    )
 
 
 def field_count(column_count: int, found: int) -> ViolationStruct:
@@ -276,6 +340,7 @@ class PackRules:
         "_first_row",
         "_hasher",
         "_now",
+        "_places",
         "_plan",
         "_rows",
         "_rules",
@@ -294,7 +359,9 @@ class PackRules:
         self._counts = dict(pack.field_counts)
         # customer_column: only in what ingest wrote before packs, a column of customer ids,
         # each in clear or sealed on its own; ingest seals a record's ids together.
-        self._plan, self._transaction, self.customer_column = _layout(tuple(pack.columns))
+        self._plan, self._transaction, self.customer_column, self._places = _layout(
+            tuple(pack.columns)
+        )
         self._rules, self._hasher, self._now = rules, hasher, now
         self.upload_id = pack.upload_id
 
@@ -313,6 +380,22 @@ class PackRules:
         if customer_id is not None:
             fields["customer_id"] = customer_id
         return fields
+
+    def encode_valid(
+        self, native: ValidRows, customer_ids: list[str | None] | None, validated_at: str
+    ) -> list[tuple[bytes, bytes] | None]:
+        """Each row's sales.validated record (key, value) where the native path is sure the
+        row keeps every rule, None where `validate` must decide. `customer_ids`: each row's id
+        in clear; `validated_at`: the JSON of `now`."""
+        return native.encode(
+            self._rows,
+            self._places,
+            self.upload_id,
+            self._first_row,
+            self._counts,
+            customer_ids,
+            validated_at,
+        )
 
     def validate(
         self, index: int, customer_id: str | None

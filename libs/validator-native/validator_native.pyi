@@ -1,0 +1,24 @@
+"""Type stubs of the Rust extension (src/lib.rs)."""
+
+class ValidRows:
+    def __init__(
+        self,
+        product_prefix: str,
+        price_min_exclusive: tuple[int, int],
+        price_max: tuple[int, int],
+        price_max_decimals: int,
+        quantity_min: int,
+        quantity_max: int,
+        hmac_key: bytes,
+        pii_key_id: str,
+    ) -> None: ...
+    def encode(
+        self,
+        rows: list[list[str]],
+        places: tuple[int, int, int, int, int],
+        upload_id: str,
+        first_row: int,
+        odd_rows: dict[int, int],
+        customer_ids: list[str | None] | None,
+        validated_at: str,
+    ) -> list[tuple[bytes, bytes] | None]: ...
