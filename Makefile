@@ -65,9 +65,13 @@ clean:  ## stop everything and delete .stack (data, logs, Kafka jars, local secr
 	-$(UV) run devstack clean
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts
 
-lint: setup  ## ruff check and ruff format --check
+lint: setup  ## ruff check and ruff format --check; cargo fmt --check and clippy on libs/validator-native
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	@export PATH="$$PATH:$(HOME)/.cargo/bin"; cd libs/validator-native \
+	  && if cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1; then \
+	    cargo fmt --check && cargo clippy --locked --quiet --release -- -D warnings; \
+	  else echo "lint: no clippy/rustfmt with this cargo (Debian's): the Rust checks skipped"; fi
 
 typecheck: setup  ## mypy --strict
 	$(UV) run mypy libs services tools tests bench

@@ -18,7 +18,7 @@ from ingest.spool import Spool, SpoolBudget
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sales_common.codec import RejectedSaleStruct, ValidatedSaleStruct, encode_struct
-from sales_common.events import RawPack, RawRecords, RawSale, encode
+from sales_common.events import EXPRESS_COPY, RawPack, RawRecords, RawSale, encode
 from sales_common.pii import (
     CustomerHasher,
     EncryptionSettings,
@@ -47,10 +47,11 @@ MIXED_UPLOAD = "7d1c2a4e-0000-4000-8000-000000000002"
 MIXED_RECEIVED_AT = "2026-11-26T12:00:00.123456+00:00"
 
 
-def handler() -> ValidatorHandler:
+def handler(express: bool = False, registry: CollectorRegistry | None = None) -> ValidatorHandler:
     settings = ValidatorSettings(pii=PII, pii_encryption=ENCRYPTION)
-    metrics = ValidatorMetrics(CollectorRegistry())
-    return ValidatorHandler(settings, metrics, CustomerHasher(PII), CIPHER, "main", False)
+    metrics = ValidatorMetrics(registry or CollectorRegistry())
+    lane = "express" if express else "main"
+    return ValidatorHandler(settings, metrics, CustomerHasher(PII), CIPHER, lane, express)
 
 
 def pack(first: int, rows: list[list[str]], cipher: FieldCipher | None = CIPHER) -> bytes:
@@ -287,3 +288,41 @@ def test_the_same_rows_as_ingest_wrote_them_before_give_the_same_output() -> Non
     records = [b"[%s]" % b",".join(unpacked[:4]), b"[%s]" % b",".join(unpacked[4:8])]
     records += unpacked[8:]
     assert outputs(results(*records)) == expected("mixed.before_packs.jsonl")
+
+
+def test_native_and_python_results_go_to_their_topics_on_both_lanes_and_are_counted() -> None:
+    rows = [["Halal A", "CUST-1", "1.00", "1"], ["Wrong B", "CUST-2", "2.00", "2"]]
+    value = pack(1, rows)
+    records = [Message(topic="sales.raw", partition=0, offset=0, value=value)]
+    for express in (False, True):
+        registry = CollectorRegistry()
+        lane = handler(express, registry)
+        results = asyncio.run(lane.transform(records, NOW))
+        assert [type(r) for r in results] == [tuple, RejectedSaleStruct]  # native, Python
+        topics = lane._settings.kafka.topics
+        sent = [
+            (topic, key, payload, dict(headers))
+            for topic, key, payload, headers in lane._outgoing(results)
+        ]
+        valid, rejected = results[0], results[1]
+        assert isinstance(valid, tuple)
+        assert type(rejected) is RejectedSaleStruct
+        main = [
+            (topics.validated, *valid),
+            (topics.rejected, rejected.event_id.encode(), encode_struct(rejected)),
+        ]
+        if express:  # each record twice: the marked copy on the main topic and its twin
+            assert [s[:3] for s in sent] == [
+                main[0],
+                (topics.validated_priority, *valid),
+                main[1],
+                (topics.rejected_priority, *main[1][1:]),
+            ]
+            marked = [EXPRESS_COPY[0] in headers for *_, headers in sent]
+            assert marked == [True, False, True, False]
+        else:
+            assert [s[:3] for s in sent] == main
+        lane._count(results)
+        assert registry.get_sample_value("validator_native_rows_total") == 1
+        assert registry.get_sample_value("validator_rows_total", {"outcome": "valid"}) == 1
+        assert registry.get_sample_value("validator_rows_total", {"outcome": "rejected"}) == 1

@@ -143,7 +143,11 @@ impl ValidRows {
                     Some(ids) => Some(ids.get_item(index)?),
                     None => None,
                 };
-                let row_number = first_row + index as u64;
+                // Past u64 the Python rules take the row (and COPY refuses it past int4).
+                let Some(row_number) = first_row.checked_add(index as u64) else {
+                    out.append(outcome)?;
+                    continue;
+                };
                 value.clear();
                 let Ok(cells) = row.downcast::<PyList>() else {
                     out.append(outcome)?;

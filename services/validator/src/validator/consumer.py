@@ -206,12 +206,12 @@ class ValidatorHandler:
             results.extend(unreadable_id(index, exc) for index in range(count))
             return
         column = pack_rules.customer_column
-        native = self._native
-        encoded = (
-            pack_rules.encode_valid(native, ids, stamp)
-            if native is not None and column is None
-            else None
-        )
+        encoded = None
+        if self._native is not None and column is None:
+            try:
+                encoded = pack_rules.encode_valid(self._native, ids, stamp)
+            except Exception as exc:  # a fault of the fast path: the Python rules decide
+                log.error("native_rules_failed", error=repr(exc)[:200])
         for index in range(count):
             if encoded is not None and (sale := encoded[index]) is not None:
                 results.append(sale)

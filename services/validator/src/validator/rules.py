@@ -243,6 +243,7 @@ NATIVE_RULES = (
     ("date", "date", (), False),
 )
 _I64 = range(-(2**63), 2**63)
+_U64_MAX = 2**64 - 1
 
 
 def native_rows(rules: RuleSettings, pii: PiiSettings) -> ValidRows | None:
@@ -273,7 +274,7 @@ def native_rows(rules: RuleSettings, pii: PiiSettings) -> ValidRows | None:
         rules.product_prefix,
         rules.price_min_exclusive.as_integer_ratio(),
         rules.price_max.as_integer_ratio(),
-        rules.price_max_decimals,
+        min(rules.price_max_decimals, 2),  # it leaves a price of more decimals to Python
         rules.quantity_min,
         rules.quantity_max,
         pii.hmac_key.get_secret_value().encode(),
@@ -387,6 +388,8 @@ class PackRules:
         """Each row's sales.validated record (key, value) where the native path is sure the
         row keeps every rule, None where `validate` must decide. `customer_ids`: each row's id
         in clear; `validated_at`: the JSON of `now`."""
+        if self._first_row + len(self._rows) > _U64_MAX:  # beyond its integers
+            return [None] * len(self._rows)
         return native.encode(
             self._rows,
             self._places,
