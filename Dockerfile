@@ -14,11 +14,11 @@ COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 ARG SERVICE
-# The validator's native rules (libs/validator-native) are Rust, which maturin builds here:
-# cargo and a linker in this stage only, from Debian (rustc-web: the crate's rust-version
+# The validator's and the loader's per-row paths (libs/native) are Rust, which maturin builds
+# here: cargo and a linker in this stage only, from Debian (rustc-web: the crate's rust-version
 # follows it). Unpinned: libc6-dev must match the base's libc6, whatever its security update.
 # hadolint ignore=DL3008
-RUN if [ "$SERVICE" = validator ]; then \
+RUN if [ "$SERVICE" = validator ] || [ "$SERVICE" = loader ]; then \
       apt-get update \
       && apt-get install -y --no-install-recommends cargo-web rustc-web gcc libc6-dev \
       && rm -rf /var/lib/apt/lists/*; \
@@ -26,7 +26,7 @@ RUN if [ "$SERVICE" = validator ]; then \
 # Third-party dependencies first, in their own cached layer: only uv.lock changes rebuild it.
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
-COPY libs/validator-native/pyproject.toml libs/validator-native/
+COPY libs/native/pyproject.toml libs/native/
 COPY services/ingest/pyproject.toml services/ingest/
 COPY services/validator/pyproject.toml services/validator/
 COPY services/loader/pyproject.toml services/loader/
@@ -36,7 +36,7 @@ COPY tools/cli/pyproject.toml tools/cli/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "sales-${SERVICE}"
 COPY libs/common libs/common
-COPY libs/validator-native libs/validator-native
+COPY libs/native libs/native
 COPY services/${SERVICE} services/${SERVICE}
 # The client, which ingest's image carries for the scheduled intake (small; unused elsewhere).
 COPY tools/cli tools/cli

@@ -17,11 +17,11 @@ TOOLS := .stack/tools
 
 .PHONY: setup help tools browser up down run status clean test test-unit test-faults test-containers lint typecheck schemas check-schemas bench
 
-setup:  ## Python workspace from the lock file (installs uv, and cargo for the validator's native rules, when missing)
+setup:  ## Python workspace from the lock file (installs uv, and cargo for libs/native, when missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	@command -v cargo >/dev/null || test -x $(HOME)/.cargo/bin/cargo \
 	  || (command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq cargo-web rustc-web gcc) \
-	  || { echo "needs cargo (Rust) for libs/validator-native: rustup, or apt-get install cargo-web rustc-web"; exit 1; }
+	  || { echo "needs cargo (Rust) for libs/native: rustup, or apt-get install cargo-web rustc-web"; exit 1; }
 	PATH="$$PATH:$(HOME)/.cargo/bin" $(UV) sync --all-packages --frozen
 
 help:  ## this list
@@ -65,10 +65,10 @@ clean:  ## stop everything and delete .stack (data, logs, Kafka jars, local secr
 	-$(UV) run devstack clean
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts
 
-lint: setup  ## ruff check and ruff format --check; cargo fmt --check and clippy on libs/validator-native
+lint: setup  ## ruff check and ruff format --check; cargo fmt --check and clippy on libs/native
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	@export PATH="$$PATH:$(HOME)/.cargo/bin"; cd libs/validator-native \
+	@export PATH="$$PATH:$(HOME)/.cargo/bin"; cd libs/native \
 	  && if cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1; then \
 	    cargo fmt --check && cargo clippy --locked --quiet --release -- -D warnings; \
 	  else echo "lint: no clippy/rustfmt with this cargo (Debian's): the Rust checks skipped"; fi

@@ -49,9 +49,9 @@ from sales_common.events import (
     raw_sales,
 )
 from sales_common.pii import CustomerHasher, PiiSettings
+from sales_native import ValidRows
 from validator.config import RuleSettings
 from validator.rules import PackRules, native_rows
-from validator_native import ValidRows
 
 from bench.cpu import cpu_timed, print_per_row
 

@@ -240,3 +240,46 @@ def validated_sale(
         sale_date=day,
         validated_at=validated_at or datetime.now(UTC),
     )
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_DAY = date(2000, 1, 1)
+
+
+def copied_sales(payload: bytes) -> list[tuple[object, ...]]:
+    """The rows of a binary COPY of the loader's staged sales (loader.repository._SALES_COLUMNS:
+    text, uuid, int4, text, text, text, int4, text, char, text, date, timestamptz), read back
+    as the Python values the loader's Python path copies: a test's independent reader."""
+    import struct
+    from datetime import timedelta
+
+    kinds = ("text", "uuid", "int4", "text", "text", "text", "int4", "text", "text", "text",
+             "date", "timestamptz")  # fmt: skip
+    assert payload[:11] == b"PGCOPY\n\xff\r\n\x00"
+    at = 19  # the signature, flags and header extension length
+    rows: list[tuple[object, ...]] = []
+    while (count := struct.unpack_from(">h", payload, at)[0]) != -1:
+        at += 2
+        assert count == len(kinds)
+        row: list[object] = []
+        for kind in kinds:
+            (length,) = struct.unpack_from(">i", payload, at)
+            at += 4
+            if length == -1:
+                row.append(None)
+                continue
+            raw = payload[at : at + length]
+            at += length
+            if kind == "text":
+                row.append(raw.decode())
+            elif kind == "uuid":
+                row.append(str(uuid.UUID(bytes=raw)))
+            elif kind == "int4":
+                row.append(struct.unpack(">i", raw)[0])
+            elif kind == "date":
+                row.append(_PG_EPOCH_DAY + timedelta(days=struct.unpack(">i", raw)[0]))
+            else:
+                row.append(_PG_EPOCH + timedelta(microseconds=struct.unpack(">q", raw)[0]))
+        rows.append(tuple(row))
+    assert at + 2 == len(payload), "nothing after the trailer"
+    return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import partial
 
@@ -12,7 +12,13 @@ import asyncpg
 import pytest
 from loader.config import LoaderSettings
 from loader.main import create_app
-from loader.repository import LoaderRepository, init_connection, rejection_row, sale_row
+from loader.repository import (
+    _SALES_COLUMNS,
+    LoaderRepository,
+    init_connection,
+    rejection_row,
+    sale_row,
+)
 from sales_common.codec import decode_rejected, decode_validated
 from sales_common.db import close_pool, create_pool, register_json_codecs
 from sales_common.events import (
@@ -23,6 +29,7 @@ from sales_common.events import (
     event_id_for,
 )
 from sales_common.settings import KafkaSettings, PostgresSettings
+from sales_native import SalesCopy
 
 from tests.helpers import eventually, produce, serve, validated_sale
 
@@ -309,3 +316,59 @@ async def test_timestamps_are_copied_as_asyncpg_copies_them(database: str) -> No
             await connection.close()
     assert stored[1] == stored[0]
     assert stored[1][0] == ("2026-11-26 12:00:01.654321+00", moments[0])
+
+
+async def test_the_native_copy_stages_what_the_python_path_stages(
+    postgres_settings: PostgresSettings,
+) -> None:
+    """The same records staged by COPY's binary rows from sales_native.SalesCopy and by
+    asyncpg from the Python decoder's rows: PostgreSQL holds the same values, to the
+    microsecond, the char(64) hash and the text of each decimal."""
+    upload = str(uuid.uuid4())
+    moments = [NOW, datetime(1999, 12, 31, 23, 59, 59, 5, tzinfo=UTC), NOW.replace(microsecond=0)]
+    records = [
+        encode(
+            validated_sale(
+                upload,
+                row,
+                "Halal ☃" if row % 2 else "Halal A",
+                f"{row}.5",
+                row,
+                None if row % 5 == 0 else date(2024, 2, 29),
+                txn=f"T-{row}" if row % 3 else None,
+                validated_at=moments[row % 3],
+            ).model_copy(
+                update={"customer_hash": f"{row:064x}", "pii_key_id": "k1"} if row % 4 else {}
+            )
+        )
+        for row in range(1, 31)
+    ]
+    copied = SalesCopy()
+    assert all(copied.append(value) == upload for value in records)
+    python_rows = [sale_row(decode_validated(value)) for value in records]
+    pool = await create_pool(postgres_settings, init=init_connection)
+    staged = []
+    try:
+        repo = LoaderRepository(pool, "loader")
+        for native, rows in ((copied, []), (None, python_rows)):
+            async with repo.transaction() as tx:
+                if native is not None:
+                    payload = native.payload()
+
+                    async def once(data: bytes = payload) -> AsyncIterator[bytes]:
+                        yield data
+
+                    await tx.copy_to_table(
+                        "sales_stage", source=once(), columns=_SALES_COLUMNS, format="binary"
+                    )
+                else:
+                    await tx.copy_records_to_table(
+                        "sales_stage", records=rows, columns=_SALES_COLUMNS
+                    )
+                staged.append(
+                    [tuple(r) for r in await tx.fetch("SELECT * FROM sales_stage ORDER BY 1")]
+                )
+    finally:
+        await close_pool(pool)
+    assert len(staged[0]) == len(records)
+    assert staged[0] == staged[1]

@@ -1,4 +1,4 @@
-"""The native path (libs/validator-native) against the Python rules, row by row: a row it
+"""The native path (libs/native) against the Python rules, row by row: a row it
 encodes is one the rules accept, to the byte; a row it leaves alone is decided by the rules.
 Rows are drawn from every limit and odd form of each field, under several rule settings."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from sales_common.logging import get_logger
 from sales_common.observability import Heartbeat
 from sales_common.rejections import duplicate_transaction_id, unreadable
 from sales_common.slices import TimeSlices
+from sales_native import SalesCopy
 
 from loader.config import LoaderSettings
 from loader.metrics import LoaderMetrics
@@ -39,6 +41,19 @@ log = get_logger(__name__)
 
 # The uploads a main lane remembers it read unmarked records of, at most (then forgets them all).
 _MAIN_UPLOADS_KEPT = 10_000
+
+
+class Batch(NamedTuple):
+    """A batch's rows as COPY takes them, and the offsets it moves to."""
+
+    copied: SalesCopy  # sales read by the native path, in COPY's binary form
+    sales: list[SaleRow]  # sales in a form only the Python decoder reads
+    rejections: list[RejectionRow]
+    offsets: dict[Position, int]
+
+    @property
+    def sale_count(self) -> int:
+        return self.copied.rows + len(self.sales)
 
 
 class LoaderHandler:
@@ -76,11 +91,11 @@ class LoaderHandler:
     async def close(self) -> None:
         """The repository's pool belongs to the service."""
 
-    async def rows(
-        self, records: list[Message], now: datetime
-    ) -> tuple[list[SaleRow], list[RejectionRow], dict[Position, int]]:
+    async def rows(self, records: list[Message], now: datetime) -> Batch:
         """The batch decoded straight into the rows COPY takes, and the offsets it moves to;
-        on the main lane in slices, between which the express lane gets its turn.
+        on the main lane in slices, between which the express lane gets its turn. A sale in
+        the validator's own form is read by the native path (sales_native.SalesCopy), any
+        other by the Python decoder, which accepts it or explains why not.
 
         Reading a record's headers builds them as Python objects, 1-3 us a record, more than
         decoding it. An upload takes one lane as a whole (ingest picks it by its row count), so
@@ -89,6 +104,7 @@ class LoaderHandler:
         be stored like a replay: the idempotent merge keeps the row and every counter once,
         whichever of the copy and its twin comes first.
         """
+        copied = SalesCopy()
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
         offsets: dict[Position, int] = {}
@@ -105,12 +121,19 @@ class LoaderHandler:
             offsets[(topic, record.partition() or 0)] = (record.offset() or 0) + 1
             try:
                 if topic in sales_topics:
-                    sale = decode_validated(record.value() or b"")
-                    if skip_copies and sale.upload_id not in main_uploads:
+                    value = record.value() or b""
+                    upload, row = copied.append(value), None
+                    if upload is None:
+                        sale = decode_validated(value)
+                        upload, row = sale.upload_id, sale_row(sale)
+                    if skip_copies and upload not in main_uploads:
                         if EXPRESS_COPY in (record.headers() or ()):
+                            if row is None:
+                                copied.undo()
                             continue
-                        main_uploads.add(sale.upload_id)
-                    sales.append(sale_row(sale))
+                        main_uploads.add(upload)
+                    if row is not None:
+                        sales.append(row)
                 else:
                     rejection = decode_rejected(record.value() or b"")
                     upload = rejection.upload_id
@@ -126,16 +149,17 @@ class LoaderHandler:
                 rejections.append(
                     rejection_row(unreadable(source_of(record), f"not a valid record: {exc}", now))
                 )
-        return sales, rejections, offsets
+        return Batch(copied, sales, rejections, offsets)
 
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
         now = datetime.now(UTC)
-        sales, rejections, offsets = await self.rows(records, now)
+        batch = await self.rows(records, now)
+        rejections, offsets = batch.rejections, batch.offsets
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
-                sales_in, reused = await self._repo.store_sales(conn, sales)
+                sales_in, reused = await self._repo.store_sales(conn, batch.sales, batch.copied)
                 extra = [rejection_row(duplicate_transaction_id(r, now)) for r in reused]
                 rejections_in = await self._repo.store_rejections(conn, rejections + extra)
                 await self._repo.save_offsets(conn, offsets)
@@ -152,9 +176,9 @@ class LoaderHandler:
         elapsed = time.monotonic() - started
         m = self._metrics
         m.batch_seconds.observe(elapsed)
-        m.batch_rows.observe(len(sales) + len(rejections))
+        m.batch_rows.observe(batch.sale_count + len(rejections))
         m.rows.labels("sales", "inserted").inc(sales_in)
-        m.rows.labels("sales", "duplicate").inc(len(sales) - sales_in)
+        m.rows.labels("sales", "duplicate").inc(batch.sale_count - sales_in)
         m.rows.labels("rejections", "inserted").inc(rejections_in)
         m.processed.labels("stored_valid").inc(sales_in)
         m.processed.labels("stored_rejected").inc(rejections_in)

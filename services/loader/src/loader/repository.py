@@ -13,6 +13,7 @@ import msgspec
 from sales_common.codec import RejectedSaleStruct, ValidatedSaleStruct
 from sales_common.db import Connection, Pool, register_json_codecs
 from sales_common.rejections import ReusedTransactionId
+from sales_native import SalesCopy
 
 _SALES_COLUMNS = (
     "event_id",
@@ -219,6 +220,11 @@ def _reused_transaction_id(row: asyncpg.Record) -> ReusedTransactionId:
 _JSON = msgspec.json.Encoder()
 
 
+async def _once(payload: bytes) -> AsyncIterator[bytes]:
+    """COPY's input in one piece (asyncpg takes an async iterable of bytes)."""
+    yield payload
+
+
 def rejection_row(rejection: RejectedSaleStruct) -> RejectionRow:
     return (
         rejection.event_id,
@@ -316,13 +322,25 @@ class LoaderRepository:
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
     async def store_sales(
-        self, conn: Connection, sales: list[SaleRow]
+        self, conn: Connection, sales: list[SaleRow], copied: SalesCopy | None = None
     ) -> tuple[int, list[ReusedTransactionId]]:
-        if not sales:
+        """Stages the sales (`copied`: rows already in COPY's binary form, staged first) and
+        merges them: how many were new, and the staged sales whose transaction_id a stored
+        sale of another row has."""
+        staged = len(sales) + (copied.rows if copied is not None else 0)
+        if not staged:
             return 0, []
-        await conn.copy_records_to_table("sales_stage", records=sales, columns=_SALES_COLUMNS)
+        if copied is not None and copied.rows:
+            await conn.copy_to_table(
+                "sales_stage",
+                source=_once(copied.payload()),
+                columns=_SALES_COLUMNS,
+                format="binary",
+            )
+        if sales:
+            await conn.copy_records_to_table("sales_stage", records=sales, columns=_SALES_COLUMNS)
         inserted = await _merge(conn, _MERGE_SALES)
-        if inserted == len(sales):  # nothing was skipped, so no transaction_id was reused
+        if inserted == staged:  # nothing was skipped, so no transaction_id was reused
             return inserted, []
         reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
         return inserted, [_reused_transaction_id(row) for row in reused]

@@ -30,7 +30,7 @@ from sales_common.codec import (
 from sales_common.events import event_id_for
 from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import rejected_row
-from validator_native import ValidRows
+from sales_native import ValidRows
 
 from validator.config import RuleSettings
 
@@ -209,7 +209,7 @@ def plan(columns: Sequence[str]) -> Plan:
     )
 
 
-# The places of the columns the native path reads, in its order (validator_native.ValidRows).
+# The places of the columns the native path reads, in its order (sales_native.ValidRows).
 _NATIVE_COLUMNS = ("product", "price", "quantity", "date", "transaction_id")
 Places = tuple[int, int, int, int, int]
 
@@ -232,7 +232,7 @@ def _layout(columns: tuple[str, ...]) -> tuple[Plan, int, int | None, Places]:
     )
 
 
-# FIELD_RULES as the native path (libs/validator-native) knows them: per field its parse
+# FIELD_RULES as the native path (libs/native) knows them: per field its parse
 # rule, checks and whether it is required. It runs only while FIELD_RULES is this table, so a
 # rule added or removed here turns it off instead of letting the two disagree.
 # tests/validator/test_native.py compares both paths row by row, at every limit.

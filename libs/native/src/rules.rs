@@ -1,4 +1,4 @@
-//! The validator's rules for the rows that keep them, in Rust: from a row's cells straight to
+//! The validator's rules for the rows that keep them: from a row's cells straight to
 //! its `sales.validated` record (key and JSON value), byte for byte what the Python path
 //! (validator.rules) writes.
 //!
@@ -12,6 +12,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
+
+use crate::dates;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Digits a price may have here: Decimal's 28-digit context is exact far beyond this.
@@ -27,8 +29,8 @@ struct Ratio {
 }
 
 /// The rules' settings and the keyed hash, made once per validator; `encode` runs per pack.
-#[pyclass(frozen, module = "validator_native")]
-struct ValidRows {
+#[pyclass(frozen, module = "sales_native")]
+pub struct ValidRows {
     prefix: String,
     price_min_exclusive: Ratio,
     price_max: Ratio,
@@ -230,7 +232,7 @@ impl ValidRows {
         let date = match text(date.as_ref()).map(strip) {
             None => return Ok(None),
             Some("") => None,
-            Some(text) if is_iso_date(text) => Some(text),
+            Some(text) if dates::days_since_2000(text).is_some() => Some(text),
             Some(_) => return Ok(None),
         };
         let Some(transaction) = text(transaction.as_ref()).map(strip) else {
@@ -369,31 +371,6 @@ fn above(price: Price, limit: Ratio) -> bool {
     price.digits * limit.den > limit.num * 10i128.pow(price.decimals as u32)
 }
 
-/// YYYY-MM-DD, a real day of a year 1..9999 (what date.fromisoformat takes in this form).
-fn is_iso_date(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-        return false;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        bytes[range].iter().try_fold(0u32, |acc, &b| {
-            b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-        })
-    };
-    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
-        return false;
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    year >= 1 && day >= 1 && day <= days
-}
-
 /// Cents as Decimal.quantize(Decimal("0.01")) prints them: "12.30", "0.05".
 fn write_cents(out: &mut Vec<u8>, cents: i128) {
     out.extend_from_slice((cents / 100).to_string().as_bytes());
@@ -435,10 +412,4 @@ fn hex(bytes: &[u8]) -> Vec<u8> {
         .iter()
         .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
         .collect()
-}
-
-#[pymodule]
-fn validator_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<ValidRows>()?;
-    Ok(())
 }

@@ -1,0 +1,307 @@
+//! The loader's sales for `COPY ... (FORMAT binary)`, straight from `sales.validated` records.
+//!
+//! A fast path, as the validator's rules are: it reads a record only in the form the
+//! validator writes it (its keys in contract order, no whitespace, strings without escapes)
+//! and only values the contract accepts (sales_common.codec.decode_validated); any other
+//! record is left to the Python decoder, which accepts or refuses it and explains.
+//! tests/loader/test_native_copy.py compares the rows with those the Python path copies.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::dates::{days_since_2000, digits};
+
+/// COPY's binary header: the signature, no flags, no header extension.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// A tuple of the loader's 12 staged columns (loader.repository._SALES_COLUMNS).
+const COLUMNS: i16 = 12;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A batch's sales in COPY's binary form, a record at a time.
+#[pyclass(module = "sales_native")]
+pub struct SalesCopy {
+    buffer: Vec<u8>,
+    rows: usize,
+    last: usize, // where the last appended row starts
+}
+
+#[pymethods]
+impl SalesCopy {
+    #[new]
+    fn new() -> Self {
+        SalesCopy {
+            buffer: HEADER.to_vec(),
+            rows: 0,
+            last: HEADER.len(),
+        }
+    }
+
+    /// Appends the record's row and gives its upload id; None, with nothing appended, when
+    /// the Python decoder must read the record.
+    fn append<'py>(&mut self, py: Python<'py>, value: &[u8]) -> Option<Bound<'py, PyString>> {
+        let start = self.buffer.len();
+        match Sale::parse(value) {
+            Some(sale) => {
+                sale.write(&mut self.buffer);
+                self.rows += 1;
+                self.last = start;
+                Some(PyString::new(py, sale.upload_id))
+            }
+            None => {
+                self.last = start; // nothing to take back
+                None
+            }
+        }
+    }
+
+    /// Takes back the row `append` added last (a record the lane skips after reading it).
+    fn undo(&mut self) {
+        if self.buffer.len() > self.last {
+            self.buffer.truncate(self.last);
+            self.rows -= 1;
+        }
+    }
+
+    /// How many rows it holds.
+    #[getter]
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The whole COPY input: header, rows, trailer.
+    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new_with(py, self.buffer.len() + 2, |out| {
+            out[..self.buffer.len()].copy_from_slice(&self.buffer);
+            out[self.buffer.len()..].copy_from_slice(&(-1i16).to_be_bytes());
+            Ok(())
+        })
+        .expect("filling a new bytes object cannot fail")
+    }
+}
+
+/// A sales.validated record's values, as the staged row takes them.
+struct Sale<'a> {
+    event_id: &'a str,
+    upload_id: &'a str,
+    upload_uuid: [u8; 16],
+    row_number: i32,
+    transaction_id: Option<&'a str>,
+    product: &'a str,
+    price: &'a str,
+    quantity: i32,
+    amount: &'a str,
+    customer_hash: Option<&'a str>,
+    pii_key_id: Option<&'a str>,
+    sale_date: Option<i32>,
+    validated_at: i64,
+}
+
+impl<'a> Sale<'a> {
+    fn parse(value: &'a [u8]) -> Option<Sale<'a>> {
+        let mut json = Json {
+            bytes: value,
+            at: 0,
+        };
+        json.literal(b"{\"schema_version\":1,\"event_id\":")?;
+        let event_id = json.string()?;
+        json.literal(b",\"upload_id\":")?;
+        let upload_id = json.string()?;
+        let upload_uuid = uuid_bytes(upload_id)?;
+        json.literal(b",\"row_number\":")?;
+        let row_number = json.positive_int()?;
+        json.literal(b",\"transaction_id\":")?;
+        let transaction_id = json.string_or_null()?;
+        json.literal(b",\"product\":")?;
+        let product = json.string()?;
+        json.literal(b",\"price\":")?;
+        let price = json.string().filter(|text| plain_decimal(text))?;
+        json.literal(b",\"quantity\":")?;
+        let quantity = json.positive_int()?;
+        json.literal(b",\"amount\":")?;
+        let amount = json.string().filter(|text| plain_decimal(text))?;
+        json.literal(b",\"customer_hash\":")?;
+        let customer_hash = json.string_or_null()?;
+        if customer_hash.is_some_and(|hash| !hex_digest(hash)) {
+            return None;
+        }
+        json.literal(b",\"pii_key_id\":")?;
+        let pii_key_id = json.string_or_null()?;
+        json.literal(b",\"sale_date\":")?;
+        let sale_date = match json.string_or_null()? {
+            None => None,
+            Some(text) => Some(days_since_2000(text)?),
+        };
+        json.literal(b",\"validated_at\":")?;
+        let validated_at = utc_micros_since_2000(json.string()?)?;
+        json.literal(b"}")?;
+        if json.at != value.len() {
+            return None;
+        }
+        Some(Sale {
+            event_id,
+            upload_id,
+            upload_uuid,
+            row_number,
+            transaction_id,
+            product,
+            price,
+            quantity,
+            amount,
+            customer_hash,
+            pii_key_id,
+            sale_date,
+            validated_at,
+        })
+    }
+
+    /// The row in COPY's binary form: a field count, then each field's length and bytes
+    /// (length -1: NULL); integers big-endian. Column order: loader.repository._SALES_COLUMNS.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&COLUMNS.to_be_bytes());
+        field(out, Some(self.event_id.as_bytes()));
+        field(out, Some(&self.upload_uuid));
+        field(out, Some(&self.row_number.to_be_bytes()));
+        field(out, self.transaction_id.map(str::as_bytes));
+        field(out, Some(self.product.as_bytes()));
+        field(out, Some(self.price.as_bytes())); // staged as text, cast by the merge
+        field(out, Some(&self.quantity.to_be_bytes()));
+        field(out, Some(self.amount.as_bytes()));
+        field(out, self.customer_hash.map(str::as_bytes));
+        field(out, self.pii_key_id.map(str::as_bytes));
+        field(
+            out,
+            self.sale_date
+                .map(i32::to_be_bytes)
+                .as_ref()
+                .map(|d| &d[..]),
+        );
+        field(out, Some(&self.validated_at.to_be_bytes()));
+    }
+}
+
+fn field(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(bytes) => {
+            // A record is at most a few MB (Kafka's message size), far below i32::MAX.
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// A reader of the validator's compact JSON; every method gives None where the text is not
+/// what it expects (the record is then the Python decoder's).
+struct Json<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Json<'a> {
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let end = self.at + expected.len();
+        (self.bytes.get(self.at..end)? == expected).then(|| self.at = end)
+    }
+
+    /// A string without escapes or control characters, valid UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        self.literal(b"\"")?;
+        let start = self.at;
+        let length = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.bytes[start + length] != b'"' {
+            return None;
+        }
+        self.at = start + length + 1;
+        std::str::from_utf8(&self.bytes[start..start + length]).ok()
+    }
+
+    fn string_or_null(&mut self) -> Option<Option<&'a str>> {
+        if self.literal(b"null").is_some() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// An integer 1..=i32::MAX written without sign, point or leading zero (COPY's int4).
+    fn positive_int(&mut self) -> Option<i32> {
+        let start = self.at;
+        let length = self.bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if length == 0 || length > 10 || self.bytes[start] == b'0' {
+            return None;
+        }
+        self.at = start + length;
+        let number: i64 = std::str::from_utf8(&self.bytes[start..self.at])
+            .ok()?
+            .parse()
+            .ok()?;
+        i32::try_from(number).ok()
+    }
+}
+
+/// sales_common.codec._plain_decimal: ASCII digits with at most one point, one digit at least.
+fn plain_decimal(text: &str) -> bool {
+    let mut points = 0;
+    let mut digits = 0;
+    for byte in text.bytes() {
+        match byte {
+            b'.' => points += 1,
+            b'0'..=b'9' => digits += 1,
+            _ => return false,
+        }
+    }
+    points <= 1 && digits > 0
+}
+
+/// sales_common.codec._hex_digest: 64 lowercase hex digits.
+fn hex_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A UUID written 8-4-4-4-12 in hex digits, as 16 bytes (other spellings: the Python path).
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&dash| bytes[dash] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut hex = bytes.iter().filter(|&&b| b != b'-');
+    for byte in &mut out {
+        let high = (*hex.next()? as char).to_digit(16)?;
+        let low = (*hex.next()? as char).to_digit(16)?;
+        *byte = (high * 16 + low) as u8;
+    }
+    Some(out)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z` (as msgspec writes a UTC time) in microseconds since
+/// 2000-01-01 UTC, PostgreSQL's timestamptz; other forms (offsets, leap seconds): Python's.
+fn utc_micros_since_2000(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' {
+        return None;
+    }
+    let days = i64::from(days_since_2000(&text[..10])?);
+    let (hour, minute, second) = (
+        digits(&bytes[11..13])?,
+        digits(&bytes[14..16])?,
+        digits(&bytes[17..19])?,
+    );
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let rest = &bytes[19..];
+    let micros = match rest {
+        [b'Z'] => 0,
+        [b'.', fraction @ .., b'Z'] if (1..=6).contains(&fraction.len()) => {
+            i64::from(digits(fraction)?) * 10i64.pow(6 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let seconds = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+    Some(days * MICROS_PER_DAY + seconds * 1_000_000 + micros)
+}
