@@ -78,9 +78,10 @@ def test_the_main_lane_skips_express_copies_and_stores_the_rest() -> None:
     assert batch.offsets == {(TOPICS.validated, 0): 4, (TOPICS.rejected, 0): 3}
 
 
-def test_copies_in_either_path_are_skipped() -> None:
+def test_copies_in_either_path_are_skipped_and_the_rest_staged_in_kafkas_order() -> None:
     """A copy read by the native path is taken back from its rows; one the Python decoder
-    read never joins them."""
+    read never joins them. From the first sale the native path leaves to Python on, the
+    batch's sales are Python's: the staged rows keep Kafka's order."""
     big, small = str(uuid.uuid4()), str(uuid.uuid4())
     records = [
         record(TOPICS.validated, 0, sale(small, 1), copy=True),
@@ -91,8 +92,13 @@ def test_copies_in_either_path_are_skipped() -> None:
         record(TOPICS.validated, 5, sale(small, 4), copy=True),
     ]
     batch = asyncio.run(handler().rows(records, NOW))
-    assert (batch.copied.rows, len(batch.sales), batch.sale_count) == (1, 1, 2)
-    assert [(row[1], row[2]) for row in sales_of(batch)] == [(big, 2), (big, 1)]
+    assert (batch.copied.rows, len(batch.sales), batch.sale_count) == (0, 2, 2)
+    assert [(row[1], row[2]) for row in sales_of(batch)] == [(big, 1), (big, 2)]
+    records = [record(TOPICS.validated, n, sale(big, n)) for n in (3, 4)]
+    records.insert(1, record(TOPICS.validated, 9, odd_sale(big, 5)))
+    batch = asyncio.run(handler().rows(records, NOW))
+    assert (batch.copied.rows, len(batch.sales)) == (1, 2)
+    assert [row[2] for row in sales_of(batch)] == [3, 5, 4]
 
 
 def test_copies_are_told_apart_in_every_batch() -> None:

@@ -8,6 +8,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::dates::{days_since_2000, digits};
 
@@ -40,14 +41,23 @@ impl SalesCopy {
     /// the Python decoder must read the record.
     fn append<'py>(&mut self, py: Python<'py>, value: &[u8]) -> Option<Bound<'py, PyString>> {
         let start = self.buffer.len();
-        match Sale::parse(value) {
-            Some(sale) => {
-                sale.write(&mut self.buffer);
+        // A panic would fail the whole batch: the record is Python's instead.
+        let buffer = &mut self.buffer;
+        let upload_id = panic::catch_unwind(AssertUnwindSafe(|| {
+            Sale::parse(value).map(|sale| {
+                sale.write(buffer);
+                sale.upload_id
+            })
+        }))
+        .unwrap_or(None);
+        match upload_id {
+            Some(upload_id) => {
                 self.rows += 1;
                 self.last = start;
-                Some(PyString::new(py, sale.upload_id))
+                Some(PyString::new(py, upload_id))
             }
             None => {
+                self.buffer.truncate(start); // whatever a panic left half written
                 self.last = start; // nothing to take back
                 None
             }
@@ -129,6 +139,8 @@ impl<'a> Sale<'a> {
         json.literal(b",\"sale_date\":")?;
         let sale_date = match json.string_or_null()? {
             None => None,
+            // asyncpg writes date.max and date.min as infinity and -infinity: Python's.
+            Some("9999-12-31" | "0001-01-01") => return None,
             Some(text) => Some(days_since_2000(text)?),
         };
         json.literal(b",\"validated_at\":")?;
@@ -283,6 +295,11 @@ fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
 fn utc_micros_since_2000(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' {
+        return None;
+    }
+    // Years 1 and 9999 hold datetime.min and datetime.max, which asyncpg writes as
+    // -infinity and infinity: Python's.
+    if text.starts_with("0001-") || text.starts_with("9999-") {
         return None;
     }
     let days = i64::from(days_since_2000(&text[..10])?);

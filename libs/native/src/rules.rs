@@ -12,6 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::dates;
 
@@ -155,15 +156,20 @@ impl ValidRows {
                     out.append(outcome)?;
                     continue;
                 };
-                if let Some(key) = self.encode_row(
-                    cells,
-                    places,
-                    upload_id,
-                    row_number,
-                    customer_id.as_ref(),
-                    validated_at,
-                    &mut value,
-                )? {
+                // A panic here would fail the whole Kafka batch: the row is Python's instead.
+                let encoded = panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.encode_row(
+                        cells,
+                        places,
+                        upload_id,
+                        row_number,
+                        customer_id.as_ref(),
+                        validated_at,
+                        &mut value,
+                    )
+                }))
+                .unwrap_or(Ok(None));
+                if let Some(key) = encoded? {
                     outcome = PyTuple::new(
                         py,
                         [

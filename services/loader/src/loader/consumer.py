@@ -104,7 +104,7 @@ class LoaderHandler:
         be stored like a replay: the idempotent merge keeps the row and every counter once,
         whichever of the copy and its twin comes first.
         """
-        copied = SalesCopy()
+        copied, native = SalesCopy(), True
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
         offsets: dict[Position, int] = {}
@@ -122,8 +122,13 @@ class LoaderHandler:
             try:
                 if topic in sales_topics:
                     value = record.value() or b""
-                    upload, row = copied.append(value), None
+                    # Once a sale is the Python decoder's, so are the batch's later ones: the
+                    # staged rows keep Kafka's order (of two with one transaction_id, the
+                    # first is stored, the other rejected as a reuse).
+                    upload = copied.append(value) if native else None
+                    row = None
                     if upload is None:
+                        native = False
                         sale = decode_validated(value)
                         upload, row = sale.upload_id, sale_row(sale)
                     if skip_copies and upload not in main_uploads:

@@ -321,15 +321,11 @@ class LoaderRepository:
         )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
-    async def store_sales(
+    async def stage_sales(
         self, conn: Connection, sales: list[SaleRow], copied: SalesCopy | None = None
-    ) -> tuple[int, list[ReusedTransactionId]]:
-        """Stages the sales (`copied`: rows already in COPY's binary form, staged first) and
-        merges them: how many were new, and the staged sales whose transaction_id a stored
-        sale of another row has."""
-        staged = len(sales) + (copied.rows if copied is not None else 0)
-        if not staged:
-            return 0, []
+    ) -> int:
+        """COPY the sales into the staging table, `copied` (rows already in COPY's binary
+        form, the batch's first) before `sales`; how many."""
         if copied is not None and copied.rows:
             await conn.copy_to_table(
                 "sales_stage",
@@ -339,6 +335,16 @@ class LoaderRepository:
             )
         if sales:
             await conn.copy_records_to_table("sales_stage", records=sales, columns=_SALES_COLUMNS)
+        return len(sales) + (copied.rows if copied is not None else 0)
+
+    async def store_sales(
+        self, conn: Connection, sales: list[SaleRow], copied: SalesCopy | None = None
+    ) -> tuple[int, list[ReusedTransactionId]]:
+        """Stages the sales and merges them: how many were new, and the staged sales whose
+        transaction_id a stored sale of another row has."""
+        staged = await self.stage_sales(conn, sales, copied)
+        if not staged:
+            return 0, []
         inserted = await _merge(conn, _MERGE_SALES)
         if inserted == staged:  # nothing was skipped, so no transaction_id was reused
             return inserted, []
