@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from devstack.pipeline import delete_topics
 from prometheus_client import CollectorRegistry, Gauge
-from sales_common.consume import ConsumeLoop, Position
+from sales_common.consume import ConsumeLoop, Position, committed_offsets
 from sales_common.observability import Heartbeat
 from sales_common.settings import KafkaSettings
 
@@ -95,3 +95,39 @@ async def test_a_replaced_consumer_rejoins_and_nothing_is_lost_or_handled_twice(
     finally:
         loop.stop()
         await running
+
+
+async def test_committed_offsets_wait_for_a_transaction_that_carries_them(
+    kafka_settings: KafkaSettings, topic: str
+) -> None:
+    """What a rewind seeks to: while a transaction that carries a partition's offsets is
+    not settled (even one whose commit returned a moment ago: its markers are written after),
+    the broker answers UNSTABLE_OFFSET_COMMIT (KIP-447's require_stable, which librdkafka asks
+    for under read_committed). committed_offsets must wait for the offset, never take the
+    partition as having none (that would rewind it to its beginning and redo its batches)."""
+    group = f"unstable-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(kafka_settings.consumer_config(group))
+    consumer.subscribe([topic])
+    await eventually(
+        lambda: asyncio.to_thread(lambda: (consumer.poll(0.2), consumer.assignment())[1]),
+        lambda assigned: len(assigned) == 3,
+        what="the consumer's partitions",
+    )
+    producer = Producer(kafka_settings.producer_config(f"unstable-{uuid.uuid4().hex[:8]}"))
+    try:
+        await asyncio.to_thread(producer.init_transactions, 30)
+        metadata = consumer.consumer_group_metadata()
+        for offset, commit in ((5, True), (42, False)):
+            producer.begin_transaction()
+            offsets = [TopicPartition(topic, 0, offset)]
+            await asyncio.to_thread(producer.send_offsets_to_transaction, offsets, metadata, 30)
+            if commit:
+                await asyncio.to_thread(producer.commit_transaction, 30)
+        waiting = asyncio.create_task(committed_offsets(consumer, [(topic, 0)]))
+        # The transaction with offset 42 is open: no answer yet, least of all "none".
+        done, _ = await asyncio.wait({waiting}, timeout=3)
+        assert not done, f"returned {waiting.result()} while the offset was unsettled"
+        await asyncio.to_thread(producer.commit_transaction, 30)
+        assert await asyncio.wait_for(waiting, 60) == {(topic, 0): 42}
+    finally:
+        await asyncio.to_thread(consumer.close)

@@ -124,11 +124,17 @@ async def check(database: str, kafka: KafkaSettings, uploads: dict[str, Path]) -
             verdict.problems.append("sales has repeated event ids")
     finally:
         await conn.close()
-    records = await consume_quiet(kafka, kafka.topics.validated)
-    keys = [r.key for r in records if _is_event(r.value)]
-    verdict.topic_duplicates = len(keys) - len(set(keys))
+    records = [r for r in await consume_quiet(kafka, kafka.topics.validated) if _is_event(r.value)]
+    places: dict[bytes | None, list[str]] = {}
+    for r in records:
+        places.setdefault(r.key, []).append(f"{r.partition}@{r.offset}")
+    verdict.topic_duplicates = len(records) - len(places)
     if verdict.topic_duplicates:
+        # Where the copies sit (partition@offset), for the first few: enough to tell one
+        # transaction read twice from two transactions that both committed.
+        repeated = [f"{key!r}: {', '.join(at)}" for key, at in places.items() if len(at) > 1]
         verdict.problems.append(
             f"{verdict.topic_duplicates} events seen twice in {kafka.topics.validated}"
+            f" (e.g. {'; '.join(repeated[:4])})"
         )
     return verdict
