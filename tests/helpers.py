@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import os
 import ssl
+import struct
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -250,9 +251,6 @@ def copied_sales(payload: bytes) -> list[tuple[object, ...]]:
     """The rows of a binary COPY of the loader's staged sales (loader.repository._SALES_COLUMNS:
     text, uuid, int4, text, text, text, int4, text, char, text, date, timestamptz), read back
     as the Python values the loader's Python path copies: a test's independent reader."""
-    import struct
-    from datetime import timedelta
-
     kinds = ("text", "uuid", "int4", "text", "text", "text", "int4", "text", "text", "text",
              "date", "timestamptz")  # fmt: skip
     assert payload[:11] == b"PGCOPY\n\xff\r\n\x00"

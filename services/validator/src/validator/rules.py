@@ -217,19 +217,14 @@ Places = tuple[int, int, int, int, int]
 # Every record of an upload has its columns: what the rules need of them is worked out once
 # (2.5 -> 0.6-0.9 us a record, most of a record's own cost when it holds a few rows).
 @functools.lru_cache(maxsize=256)
-def _layout(columns: tuple[str, ...]) -> tuple[Plan, int, int | None, Places]:
-    """plan(columns), the place of transaction_id, that of customer_id (None: absent) and the
-    places the native path reads."""
+def _layout(columns: tuple[str, ...]) -> tuple[Plan, Places, int | None]:
+    """plan(columns), the places the native path reads (transaction_id's last) and the place
+    of customer_id (None: absent)."""
     place = {name: index for index, name in enumerate(columns)}
     product, price, quantity, day, transaction = (
         place.get(name, _ABSENT) for name in _NATIVE_COLUMNS
     )
-    return (
-        plan(columns),
-        transaction,
-        place.get("customer_id"),
-        (product, price, quantity, day, transaction),
-    )
+    return plan(columns), (product, price, quantity, day, transaction), place.get("customer_id")
 
 
 # FIELD_RULES as the native path (libs/native) knows them: per field its parse
@@ -258,12 +253,9 @@ def native_rows(rules: RuleSettings, pii: PiiSettings) -> ValidRows | None:
         )
         for spec in FIELD_RULES
     )
-    limits = (
-        *rules.price_min_exclusive.as_integer_ratio(),
-        *rules.price_max.as_integer_ratio(),
-        rules.quantity_min,
-        rules.quantity_max,
-    )
+    minimum = rules.price_min_exclusive.as_integer_ratio()
+    maximum = rules.price_max.as_integer_ratio()
+    limits = (*minimum, *maximum, rules.quantity_min, rules.quantity_max)
     if (
         table != NATIVE_RULES
         or rules.price_max_decimals < 0
@@ -272,8 +264,8 @@ def native_rows(rules: RuleSettings, pii: PiiSettings) -> ValidRows | None:
         return None
     return ValidRows(
         rules.product_prefix,
-        rules.price_min_exclusive.as_integer_ratio(),
-        rules.price_max.as_integer_ratio(),
+        minimum,
+        maximum,
         min(rules.price_max_decimals, 2),  # it leaves a price of more decimals to Python
         rules.quantity_min,
         rules.quantity_max,
@@ -360,9 +352,8 @@ class PackRules:
         self._counts = dict(pack.field_counts)
         # customer_column: only in what ingest wrote before packs, a column of customer ids,
         # each in clear or sealed on its own; ingest seals a record's ids together.
-        self._plan, self._transaction, self.customer_column, self._places = _layout(
-            tuple(pack.columns)
-        )
+        self._plan, self._places, self.customer_column = _layout(tuple(pack.columns))
+        self._transaction = self._places[-1]
         self._rules, self._hasher, self._now = rules, hasher, now
         self.upload_id = pack.upload_id
 
