@@ -2,7 +2,7 @@
 librdkafka's statistics; a broker that is down, or a member idle in a settled group, is not."""
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 from sales_common.consume import ConsumeLoop, GroupWatch, Position
 from sales_common.observability import Heartbeat
@@ -103,3 +103,37 @@ async def test_a_consumer_that_settled_once_resets_the_count() -> None:
         await loop._replace_consumer()
     assert loop.consumers_replaced == 5
     await loop._close(loop._consumer)
+
+
+class Unanswered:
+    """A consumer whose group coordinator never answers: every committed() times out."""
+
+    def __init__(self, partitions: list[TopicPartition]) -> None:
+        self.partitions = partitions
+        self.seeks: list[TopicPartition] = []
+        self.asked = 0
+
+    def assignment(self) -> list[TopicPartition]:
+        return self.partitions
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> None:
+        self.asked += 1
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets"))
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append(partition)
+
+
+async def test_a_rewind_the_coordinator_never_answers_gives_the_consumer_up() -> None:
+    """Seen after a broker restart: a rewind's committed offsets timed out for minutes. It
+    gives up after a bounded number of attempts, seeks nowhere, and the loop replaces its
+    consumer before the next poll (the new one resumes at the committed offsets)."""
+    loop = never_settling_loop()
+    made = loop._consumer
+    unanswered = Unanswered([TopicPartition("t", 0)])
+    loop._consumer = unanswered  # type: ignore[assignment]
+    await loop.rewind({("t", 0)})
+    assert unanswered.asked == 5
+    assert unanswered.seeks == []
+    assert loop._replace
+    await loop._close(made)

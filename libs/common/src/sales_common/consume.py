@@ -37,6 +37,9 @@ from sales_common.observability import Heartbeat
 
 log = get_logger(__name__)
 T = TypeVar("T")
+# Attempts of a rewind to read committed offsets (each up to 10 s, with backoff between:
+# about a minute) before the loop gives its consumer up for a new one.
+_REWIND_ATTEMPTS = 5
 Position = tuple[str, int]  # topic, partition
 
 
@@ -61,7 +64,9 @@ class BatchHandler(Protocol):
         ...
 
 
-async def committed_offsets(consumer: Consumer, partitions: list[Position]) -> dict[Position, int]:
+async def committed_offsets(
+    consumer: Consumer, partitions: list[Position], attempts: int | None = None
+) -> dict[Position, int]:
     """The group's offsets committed to Kafka; a partition without one is absent.
 
     Reading committed, librdkafka asks for stable offsets (KIP-447's require_stable): while a
@@ -89,7 +94,9 @@ async def committed_offsets(consumer: Consumer, partitions: list[Position]) -> d
                 )
         return committed
 
-    committed = await with_backoff(lambda: asyncio.to_thread(fetch), "committed offsets")
+    committed = await with_backoff(
+        lambda: asyncio.to_thread(fetch), "committed offsets", attempts=attempts
+    )
     return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
 
 
@@ -325,7 +332,16 @@ class ConsumeLoop:
             return
         offsets = await self._handler.resume_offsets(targets)
         if offsets is None:
-            offsets = await committed_offsets(self._consumer, targets)
+            try:
+                offsets = await committed_offsets(self._consumer, targets, _REWIND_ATTEMPTS)
+            except KafkaException as exc:
+                # The coordinator never answers this consumer (seen after a broker restart:
+                # every attempt timed out for minutes). Nothing was polled since the batch was
+                # dropped, so a new consumer, before the next poll, resumes these partitions
+                # at their committed offsets, as after any rebalance.
+                log.warning("rewind_failed", loop=self.name, error=str(exc)[:200])
+                self._replace = True
+                return
         for topic, partition in targets:
             offset = offsets.get((topic, partition), OFFSET_BEGINNING)
             self._consumer.seek(TopicPartition(topic, partition, offset))
