@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import csv
 import importlib
+import inspect
 import json
 import statistics
 import subprocess
@@ -60,6 +61,7 @@ from sales_common.events import RejectedSale, ValidatedSale, decode
 from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import duplicate_transaction_id
 from sales_common.schema.migrations import available
+from sales_native import SalesCopy
 from validator.config import RuleSettings
 from validator.rules import PackRules
 
@@ -156,12 +158,18 @@ class Variant:
     migrations: list[tuple[str, str]]
     module: Any  # its repository module
 
-    def sales(self, payloads: list[bytes]) -> list[Any]:
-        """What this version's store_sales takes: COPY rows since the msgspec hot path,
+    def sales(self, payloads: list[bytes]) -> tuple[Any, ...]:
+        """The arguments this version's store_sales takes after its connection: the loader's
+        COPY buffer (SalesCopy) since the native path, COPY rows since the msgspec hot path,
         pydantic models before."""
+        if "copied" in inspect.signature(self.repository.store_sales).parameters:
+            copied = SalesCopy()
+            if all(copied.append(p) is not None for p in payloads):
+                return [], copied
+            raise ValueError("a generated sale the native path does not read")
         if hasattr(self.module, "sale_row"):
-            return [self.module.sale_row(decode_validated(p)) for p in payloads]
-        return [decode(ValidatedSale, p) for p in payloads]
+            return ([self.module.sale_row(decode_validated(p)) for p in payloads],)
+        return ([decode(ValidatedSale, p) for p in payloads],)
 
     def rejections(self, payloads: list[bytes]) -> list[Any]:
         if hasattr(self.module, "rejection_row"):
@@ -297,6 +305,11 @@ class MeteredConnection:
             await self._timed(f"copy {table}", self._conn.copy_records_to_table(table, **kwargs)),
         )
 
+    async def copy_to_table(self, table: str, **kwargs: Any) -> str:
+        return cast(
+            str, await self._timed(f"copy {table}", self._conn.copy_to_table(table, **kwargs))
+        )
+
     async def _statement(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
         await self._explained(sql, args)
         return await self._timed(label(sql), getattr(self._conn, method)(sql, *args))
@@ -324,7 +337,7 @@ async def store(v: Variant, repo: Any, batch: Batch, meter: Meter) -> tuple[int,
     meter.add("begin + staging tables", backend_cpu_ns(pid) - cpu0, time.perf_counter_ns() - wall0)
     conn = cast(Connection, MeteredConnection(raw, meter))
     try:
-        sales_in, reused = await repo.store_sales(conn, sales)
+        sales_in, reused = await repo.store_sales(conn, *sales)
         extra = v.rejections([encode_struct(duplicate_transaction_id(r, now)) for r in reused])
         rejections_in = await repo.store_rejections(conn, rejections + extra)
         await repo.save_offsets(conn, batch.offsets)
@@ -458,7 +471,7 @@ class _Rollback(Exception):
     pass
 
 
-async def merge_cpu_ns(repo: Any, sales: list[Any], load: Workload, pid: int) -> int:
+async def merge_cpu_ns(repo: Any, sales: tuple[Any, ...], load: Workload, pid: int) -> int:
     """Backend CPU of store_sales for `sales`, in a transaction rolled back."""
     cpu = 0
     with contextlib.suppress(_Rollback):
@@ -470,7 +483,7 @@ async def merge_cpu_ns(repo: Any, sales: list[Any], load: Workload, pid: int) ->
                 len(load.probe.sales) + len(load.probe.rejections),
             )
             cpu = backend_cpu_ns(pid)
-            await repo.store_sales(conn, sales)
+            await repo.store_sales(conn, *sales)
             cpu = backend_cpu_ns(pid) - cpu
             raise _Rollback
     return cpu
@@ -480,8 +493,8 @@ async def probe(v: Variant, repo: Any, load: Workload, pid: int) -> dict[str, fl
     """store_sales, us per sale, for a batch of new events, the same with one event already
     stored among them (an express-lane row re-read from its main topic), and a batch stored
     already (redelivered after a crash): the same database, every try rolled back."""
-    new = v.sales(load.probe.sales)
-    stored = v.sales(load.batches[len(load.batches) // 2].sales)
+    new = load.probe.sales
+    stored = load.batches[len(load.batches) // 2].sales
     cases = {
         "new events": new,
         "new + 1 stored": [*new[: len(new) // 2], stored[0], *new[len(new) // 2 :]],
@@ -490,7 +503,7 @@ async def probe(v: Variant, repo: Any, load: Workload, pid: int) -> dict[str, fl
     cpu: dict[str, list[int]] = {case: [] for case in cases}
     for _ in range(3):
         for case, sales in cases.items():
-            cpu[case].append(await merge_cpu_ns(repo, sales, load, pid))
+            cpu[case].append(await merge_cpu_ns(repo, v.sales(sales), load, pid))
     return {case: statistics.median(cpu[case]) / 1000 / len(cases[case]) for case in cases}
 
 

@@ -23,6 +23,15 @@ class ValidRows:
         validated_at: str,
     ) -> list[tuple[bytes, bytes] | None]: ...
 
+# SalesCopy.totals: per product (product, amount, quantity, count), per day and product
+# (days since 2000-01-01, product, amount, quantity, count), per upload (upload id, amount,
+# count); amounts as decimal text.
+SaleTotals = tuple[
+    tuple[list[str], list[str], list[int], list[int]],
+    tuple[list[int], list[str], list[str], list[int], list[int]],
+    tuple[list[str], list[str], list[int]],
+]
+
 class SalesCopy:
     """A batch's sales.validated records as COPY's binary rows (the loader's staged columns)."""
 
@@ -31,4 +40,5 @@ class SalesCopy:
     def undo(self) -> None: ...
     @property
     def rows(self) -> int: ...
+    def totals(self) -> SaleTotals | None: ...
     def payload(self) -> bytes: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -19,7 +20,7 @@ from loader.repository import (
     sale_row,
 )
 from sales_common.codec import decode_rejected, decode_validated
-from sales_common.db import close_pool, create_pool, register_json_codecs
+from sales_common.db import Connection, close_pool, create_pool, register_json_codecs
 from sales_common.events import (
     EXPRESS_COPY,
     RejectedSale,
@@ -79,7 +80,7 @@ def pairs(rows: list[asyncpg.Record]) -> dict[object, object]:
     return {row[0]: row[1] for row in rows}
 
 
-async def create_upload(conn: asyncpg.Connection, upload: str, rows: int) -> None:
+async def create_upload(conn: Connection, upload: str, rows: int) -> None:
     await conn.execute(
         "INSERT INTO uploads (upload_id, filename, status, rows_total)"
         " VALUES ($1, 'f.csv', 'processing', $2)",
@@ -365,3 +366,65 @@ async def test_the_native_copy_stages_what_the_python_path_stages(
         await close_pool(pool)
     assert len(staged[0]) == len(records)
     assert staged[0] == staged[1]
+
+
+class _RolledBack(Exception):
+    pass
+
+
+AGGREGATES = (
+    "SELECT * FROM product_totals ORDER BY 1",
+    "SELECT day, product, sum(total_amount), sum(quantity), sum(sales_count)"
+    " FROM daily_product_deltas GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT upload_id, valid_count, valid_amount FROM uploads ORDER BY 1",
+)
+
+
+async def test_the_loaders_totals_move_every_aggregate_as_the_sql_sums_do(
+    postgres_settings: PostgresSettings,
+) -> None:
+    """A batch staged whole from the COPY buffer is merged with SalesCopy.totals, any other
+    with the sums PostgreSQL computes from the inserted rows: each moves product_totals, the
+    per-day deltas and the upload counters alike, and a replay of it moves nothing."""
+    uploads = [str(uuid.uuid4()) for _ in range(2)]
+    moments = [NOW, datetime(1999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)]
+    records = [
+        encode(
+            sale(
+                uploads[row % 2],
+                row,
+                f"Halal {row % 5}",
+                f"{row % 7}.{row % 100:02d}",
+                row % 9 + 1,
+                None if row % 4 == 0 else date(2026, row % 12 + 1, row % 28 + 1),
+            ).model_copy(update={"validated_at": moments[row % 2]})
+        )
+        for row in range(1, 401)
+    ]
+    python_rows = [sale_row(decode_validated(value)) for value in records]
+    pool = await create_pool(postgres_settings, init=init_connection)
+    moved = []
+    try:
+        async with pool.acquire() as c:
+            for upload in uploads:
+                await create_upload(c, upload, 200)
+        repo = LoaderRepository(pool, "loader")
+        for native in (True, False):
+            copied = SalesCopy()
+            assert all(copied.append(value) for value in records)
+            assert copied.totals() is not None
+            stored = ([], copied) if native else (python_rows, None)
+            with contextlib.suppress(_RolledBack):
+                async with repo.transaction() as tx:
+                    assert await repo.store_sales(tx, *stored) == (len(records), [])
+                    moved.append([[tuple(r) for r in await tx.fetch(q)] for q in AGGREGATES])
+                    replay = SalesCopy()
+                    assert all(replay.append(value) for value in records)
+                    assert await repo.store_sales(tx, [], replay) == (0, [])
+                    assert await tx.fetchval("SELECT sum(sales_count) FROM product_totals") == 400
+                    raise _RolledBack
+    finally:
+        await close_pool(pool)
+    assert moved[0] == moved[1]
+    assert len(moved[0][1]) > 100  # many days and products
+    assert [count for _, count, _ in moved[0][2]] == [200, 200]

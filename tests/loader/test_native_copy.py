@@ -4,7 +4,8 @@ binary form by an independent reader), and a record it leaves alone is the Pytho
 to accept or refuse."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from devstack.generate import raw_records
@@ -151,3 +152,66 @@ def test_undo_takes_back_the_last_row_appended_and_no_other() -> None:
     copy.undo()
     assert copy.rows == 1
     assert copied_sales(copy.payload()) == [python_row(first)]
+
+
+def python_totals(values: list[bytes]) -> dict[str, dict[tuple[object, ...], tuple[object, ...]]]:
+    """What the merge's SQL adds to each aggregate for these records: amounts rounded to cents
+    as numeric(14, 2) rounds them, then summed; a sale's day is its date, else the UTC day
+    it was validated."""
+    sums: dict[str, dict[tuple[object, ...], tuple[Decimal, int, int]]] = {}
+    for value in values:
+        sale = decode_validated(value)
+        amount = Decimal(sale.amount).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        day = sale.sale_date or sale.validated_at.astimezone(UTC).date()
+        for table, key in (
+            ("products", (sale.product,)),
+            ("days", ((day - date(2000, 1, 1)).days, sale.product)),
+            ("uploads", (sale.upload_id,)),
+        ):
+            a, q, n = sums.setdefault(table, {}).get(key, (Decimal(0), 0, 0))
+            sums[table][key] = (a + amount, q + sale.quantity, n + 1)
+    return {
+        table: {key: (str(a), q, n) for key, (a, q, n) in by_key.items()}
+        for table, by_key in sums.items()
+    }
+
+
+def native_totals(copy: SalesCopy) -> dict[str, dict[tuple[object, ...], tuple[object, ...]]]:
+    """SalesCopy.totals in python_totals' form (an upload's quantity is not summed)."""
+    totals = copy.totals()
+    assert totals is not None
+    products, days, uploads = totals  # columns: strict zips check their lengths
+    return {
+        "products": {(p,): (a, q, n) for p, a, q, n in zip(*products, strict=True)},
+        "days": {(d, p): (a, q, n) for d, p, a, q, n in zip(*days, strict=True)},
+        "uploads": {(u,): (a, None, n) for u, a, n in zip(*uploads, strict=True)},
+    }
+
+
+def test_totals_are_the_sums_the_merge_would_add() -> None:
+    records = validated_records(3000)
+    # No sale date: the day comes from validated_at, also on either side of 2000-01-01.
+    for moment in (b'"1999-12-31T23:59:59.999999Z"', b'"2000-01-01T00:00:00Z"'):
+        records += [_with(_with(r, b"sale_date", b"null"), b"validated_at", moment)
+                    for r in records[:40]]  # fmt: skip
+    # Amounts numeric(14, 2) rounds: half away from zero at the third decimal only.
+    for amount in (b'"2.675"', b'"0.005"', b'"0.0049999"', b'"10"', b'".5"', b'"7.999"'):
+        records += [_with(r, b"amount", amount) for r in records[:25]]
+    copy = SalesCopy()
+    assert all(copy.append(value) is not None for value in records)
+    expected = python_totals(records)
+    expected["uploads"] = {k: (a, None, n) for k, (a, _, n) in expected["uploads"].items()}
+    assert native_totals(copy) == expected
+
+
+def test_totals_follow_undo_and_give_up_past_their_integers() -> None:
+    first, second = validated_records(2)
+    copy = SalesCopy()
+    copy.append(first)
+    copy.append(second)
+    copy.undo()
+    assert native_totals(copy)["products"] == python_totals([first])["products"]
+    assert copy.append(_with(second, b"amount", b'"' + b"9" * 40 + b'"')) is not None
+    assert copy.totals() is None  # past i128 cents: the merge sums in SQL
+    empty = SalesCopy().totals()
+    assert empty == (([], [], [], []), ([], [], [], [], []), ([], [], []))

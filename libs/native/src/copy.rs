@@ -8,6 +8,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::dates::{days_since_2000, digits};
@@ -78,6 +79,17 @@ impl SalesCopy {
         self.rows
     }
 
+    /// What the rows add to the aggregates, for a merge that inserts every one of them:
+    /// per product, per (day, product) and per upload the amount (rounded to cents as
+    /// `sales.amount` stores it, then summed), the quantity and the count; None when a sum
+    /// would not fit (the merge then aggregates in SQL).
+    fn totals(&self) -> Option<Totals> {
+        panic::catch_unwind(AssertUnwindSafe(|| self.sums()))
+            .ok()
+            .flatten()
+            .map(Totals::from)
+    }
+
     /// The whole COPY input: header, rows, trailer.
     fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new_with(py, self.buffer.len() + 2, |out| {
@@ -87,6 +99,166 @@ impl SalesCopy {
         })
         .expect("filling a new bytes object cannot fail")
     }
+}
+
+impl SalesCopy {
+    fn sums(&self) -> Option<BatchSums<'_>> {
+        let mut sums = BatchSums::default();
+        let mut rows = &self.buffer[HEADER.len()..];
+        while !rows.is_empty() {
+            let row = Row::read(&mut rows)?;
+            let (amount, quantity) = (cents(row.fields[7]?)?, i64::from(row.int(6)?));
+            let day = match row.fields[10] {
+                Some(_) => row.int(10)?,
+                None => i32::try_from(row.long(11)?.div_euclid(MICROS_PER_DAY)).ok()?,
+            };
+            let product = row.fields[4]?;
+            let upload: [u8; 16] = row.fields[1]?.try_into().ok()?;
+            sums.products
+                .entry(product)
+                .or_default()
+                .add(amount, quantity)?;
+            sums.days
+                .entry((day, product))
+                .or_default()
+                .add(amount, quantity)?;
+            sums.uploads
+                .entry(upload)
+                .or_default()
+                .add(amount, quantity)?;
+        }
+        Some(sums)
+    }
+}
+
+/// One row of the COPY buffer, its fields in _SALES_COLUMNS order (None: NULL).
+struct Row<'a> {
+    fields: [Option<&'a [u8]>; COLUMNS as usize],
+}
+
+impl<'a> Row<'a> {
+    /// The row at the start of `rows`, which then starts after it.
+    fn read(rows: &mut &'a [u8]) -> Option<Row<'a>> {
+        let count = i16::from_be_bytes(take(rows, 2)?.try_into().ok()?);
+        if count != COLUMNS {
+            return None;
+        }
+        let mut fields = [None; COLUMNS as usize];
+        for field in &mut fields {
+            let length = i32::from_be_bytes(take(rows, 4)?.try_into().ok()?);
+            *field = match usize::try_from(length) {
+                Ok(length) => Some(take(rows, length)?),
+                Err(_) => None, // -1: NULL
+            };
+        }
+        Some(Row { fields })
+    }
+
+    fn int(&self, column: usize) -> Option<i32> {
+        Some(i32::from_be_bytes(self.fields[column]?.try_into().ok()?))
+    }
+
+    fn long(&self, column: usize) -> Option<i64> {
+        Some(i64::from_be_bytes(self.fields[column]?.try_into().ok()?))
+    }
+}
+
+fn take<'a>(bytes: &mut &'a [u8], length: usize) -> Option<&'a [u8]> {
+    let (head, tail) = (bytes.get(..length)?, bytes.get(length..)?);
+    *bytes = tail;
+    Some(head)
+}
+
+/// A plain decimal (see `plain_decimal`) in cents, rounded half away from zero as
+/// numeric(14, 2) rounds it; None past i128.
+fn cents(text: &[u8]) -> Option<i128> {
+    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(point) => (&text[..point], &text[point + 1..]),
+        None => (text, &[][..]),
+    };
+    let digit = |at: usize| fraction.get(at).map_or(0, |&b| i128::from(b - b'0'));
+    let mut value: i128 = 0;
+    for &b in whole {
+        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    value = value
+        .checked_mul(100)?
+        .checked_add(digit(0) * 10 + digit(1))?;
+    value.checked_add(i128::from(digit(2) >= 5))
+}
+
+#[derive(Default)]
+struct Sums {
+    cents: i128,
+    quantity: i64,
+    count: i64,
+}
+
+impl Sums {
+    fn add(&mut self, cents: i128, quantity: i64) -> Option<()> {
+        self.cents = self.cents.checked_add(cents)?;
+        self.quantity = self.quantity.checked_add(quantity)?;
+        self.count += 1;
+        Some(())
+    }
+}
+
+#[derive(Default)]
+struct BatchSums<'a> {
+    products: HashMap<&'a [u8], Sums>,
+    days: HashMap<(i32, &'a [u8]), Sums>,
+    uploads: HashMap<[u8; 16], Sums>,
+}
+
+/// Columns as the merge's unnest() takes them: amounts as decimal text, days since
+/// 2000-01-01, upload ids as UUID text.
+type ProductTotals = (Vec<String>, Vec<String>, Vec<i64>, Vec<i64>);
+type DayTotals = (Vec<i32>, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>);
+type UploadTotals = (Vec<String>, Vec<String>, Vec<i64>);
+type Totals = (ProductTotals, DayTotals, UploadTotals);
+
+impl From<BatchSums<'_>> for Totals {
+    fn from(sums: BatchSums<'_>) -> Totals {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned(); // UTF-8 already
+        let mut products: ProductTotals = Default::default();
+        for (product, s) in sums.products {
+            products.0.push(text(product));
+            products.1.push(decimal(s.cents));
+            products.2.push(s.quantity);
+            products.3.push(s.count);
+        }
+        let mut days: DayTotals = Default::default();
+        for ((day, product), s) in sums.days {
+            days.0.push(day);
+            days.1.push(text(product));
+            days.2.push(decimal(s.cents));
+            days.3.push(s.quantity);
+            days.4.push(s.count);
+        }
+        let mut uploads: UploadTotals = Default::default();
+        for (upload, s) in sums.uploads {
+            uploads.0.push(uuid_text(&upload));
+            uploads.1.push(decimal(s.cents));
+            uploads.2.push(s.count);
+        }
+        (products, days, uploads)
+    }
+}
+
+fn decimal(cents: i128) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100) // sums of amounts: never negative
+}
+
+fn uuid_text(bytes: &[u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// A sales.validated record's values, as the staged row takes them.

@@ -4,9 +4,10 @@ rows, the aggregates they move, the upload counters and the consumed Kafka offse
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import asyncpg
 import msgspec
@@ -14,6 +15,9 @@ from sales_common.codec import RejectedSaleStruct, ValidatedSaleStruct
 from sales_common.db import Connection, Pool, register_json_codecs
 from sales_common.rejections import ReusedTransactionId
 from sales_native import SalesCopy
+
+if TYPE_CHECKING:
+    from sales_native import SaleTotals  # the stub's alias
 
 _SALES_COLUMNS = (
     "event_id",
@@ -93,32 +97,69 @@ def _staged(columns: tuple[str, ...], expressions: dict[str, str]) -> str:
 # its own date, else the day it was validated in UTC (not the session's time zone). The
 # aggregate rows are locked in key order: the loader's two lanes never deadlock. The per-day
 # totals are appended as deltas, folded by `fold_daily_totals` (0008_daily_product_deltas.sql).
+_INSERT_SALES = f"""
+INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
+SELECT {_staged(_SALES_COLUMNS, _ANONYMISED_SALE | _NUMERIC_FROM_TEXT)}
+FROM sales_stage s LEFT JOIN erased_customers e ON e.customer_hash = s.customer_hash
+"""  # noqa: S608 - identifiers are module constants
+_ADD_TO_PRODUCTS = """
+INSERT INTO product_totals AS t (product, total_amount, quantity, sales_count)
+{rows} ORDER BY product
+ON CONFLICT (product) DO UPDATE SET
+    total_amount = t.total_amount + excluded.total_amount,
+    quantity = t.quantity + excluded.quantity,
+    sales_count = t.sales_count + excluded.sales_count
+"""
+_ADD_TO_DAYS = """
+INSERT INTO daily_product_deltas (day, product, total_amount, quantity, sales_count) {rows}
+"""
+_ADD_TO_UPLOADS = """
+UPDATE uploads u
+SET valid_count = u.valid_count + p.n, valid_amount = u.valid_amount + p.amount::numeric
+FROM {rows} WHERE u.upload_id = p.upload_id
+"""
+
 _MERGE_SALES = _merge_statement(f"""
 WITH ins AS (
-    INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
-    SELECT {_staged(_SALES_COLUMNS, _ANONYMISED_SALE | _NUMERIC_FROM_TEXT)}
-    FROM sales_stage s LEFT JOIN erased_customers e ON e.customer_hash = s.customer_hash
+    {_INSERT_SALES}
     {{conflict}}
     RETURNING upload_id, product, quantity, amount,
         coalesce(sale_date, (validated_at AT TIME ZONE 'UTC')::date) AS day
-), products AS (
-    INSERT INTO product_totals AS t (product, total_amount, quantity, sales_count)
-    SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product ORDER BY product
-    ON CONFLICT (product) DO UPDATE SET
-        total_amount = t.total_amount + excluded.total_amount,
-        quantity = t.quantity + excluded.quantity,
-        sales_count = t.sales_count + excluded.sales_count
-), days AS (
-    INSERT INTO daily_product_deltas (day, product, total_amount, quantity, sales_count)
-    SELECT day, product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY day, product
-), per_upload AS (
+), products AS ({
+    _ADD_TO_PRODUCTS.format(
+        rows="SELECT product, sum(amount), sum(quantity), count(*) FROM ins GROUP BY product"
+    )
+}), days AS ({
+    _ADD_TO_DAYS.format(
+        rows="SELECT day, product, sum(amount), sum(quantity), count(*) FROM ins"
+        " GROUP BY day, product"
+    )
+}), per_upload AS (
     SELECT upload_id, count(*) AS n, sum(amount) AS amount FROM ins GROUP BY upload_id
-), counted AS (
-    UPDATE uploads u SET valid_count = u.valid_count + p.n, valid_amount = u.valid_amount + p.amount
-    FROM per_upload p WHERE u.upload_id = p.upload_id
-)
+), counted AS ({_ADD_TO_UPLOADS.format(rows="per_upload p")})
 SELECT coalesce(sum(n), 0)::int FROM per_upload
 """)  # noqa: S608 - identifiers are module constants
+
+# The plain merge of a batch whose sums the loader brings (SalesCopy.totals): the same rows
+# and aggregate moves without RETURNING every inserted row into a CTE and grouping it three
+# times in PostgreSQL. The CTEs run after the INSERT, and not at all when it fails.
+_PRODUCT_SUMS = """
+SELECT product, amount::numeric, quantity, n
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS p(product, amount, quantity, n)
+"""
+_DAY_SUMS = """
+SELECT date '2000-01-01' + day, product, amount::numeric, quantity, n
+FROM unnest($5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
+    AS d(day, product, amount, quantity, n)
+"""
+_UPLOAD_SUMS = "unnest($10::uuid[], $11::text[], $12::bigint[]) AS p(upload_id, amount, n)"
+_INSERT_SALES_WITH_TOTALS = f"""
+WITH products AS ({_ADD_TO_PRODUCTS.format(rows=_PRODUCT_SUMS)}
+), days AS ({_ADD_TO_DAYS.format(rows=_DAY_SUMS)}
+), counted AS ({_ADD_TO_UPLOADS.format(rows=_UPLOAD_SUMS)}
+)
+{_INSERT_SALES}
+"""
 
 # A staged sale whose event_id is already stored for a *different* row reuses a business
 # transaction_id: it is not a replay, so it must end up in rejections, not vanish.
@@ -238,22 +279,31 @@ def rejection_row(rejection: RejectedSaleStruct) -> RejectionRow:
     )
 
 
-async def _merge(conn: Connection, merge: _Merge) -> int:
+async def _merge(
+    conn: Connection, merge: _Merge, plain: Callable[[], Awaitable[int]] | None = None
+) -> int:
     """Run a merge; the number of rows it inserted.
 
-    Nearly every batch holds only new events, so it is first inserted with a plain INSERT:
-    ON CONFLICT searches the primary key for each row before inserting it, which was a
-    quarter of PostgreSQL's CPU time per row (bench/pg_per_row.py). If an event is stored
-    already (a redelivered batch, an express-lane row read again from its main topic, a
-    zombie loader's commit) the INSERT fails, and the savepoint undoes it with the aggregate
-    and counter updates of the same statement; the batch is then merged skipping stored events.
+    Nearly every batch holds only new events, so it is first inserted with a plain INSERT
+    (`merge.plain`, or `plain` when given): ON CONFLICT searches the primary key for each row
+    before inserting it, which was a quarter of PostgreSQL's CPU time per row
+    (bench/pg_per_row.py). If an event is stored already (a redelivered batch, an express-lane
+    row read again from its main topic, a zombie loader's commit) the INSERT fails, and the
+    savepoint undoes it with the aggregate and counter updates of the same statement; the
+    batch is then merged skipping stored events.
     """
     try:
         async with conn.transaction():  # a savepoint
-            inserted: int = await conn.fetchval(merge.plain)
+            inserted: int = await (plain() if plain else conn.fetchval(merge.plain))
     except asyncpg.UniqueViolationError:
         inserted = await conn.fetchval(merge.skipping)
     return inserted
+
+
+async def _insert_with_totals(conn: Connection, totals: SaleTotals) -> int:
+    products, days, uploads = totals
+    status = await conn.execute(_INSERT_SALES_WITH_TOTALS, *products, *days, *uploads)
+    return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <rows>"
 
 
 # timestamptz in PostgreSQL's binary form: microseconds since 2000-01-01 UTC, infinities as the
@@ -345,7 +395,10 @@ class LoaderRepository:
         staged = await self.stage_sales(conn, sales, copied)
         if not staged:
             return 0, []
-        inserted = await _merge(conn, _MERGE_SALES)
+        # The loader's own sums when it staged every row from its COPY buffer.
+        totals = copied.totals() if copied is not None and copied.rows == staged else None
+        plain = functools.partial(_insert_with_totals, conn, totals) if totals else None
+        inserted = await _merge(conn, _MERGE_SALES, plain)
         if inserted == staged:  # nothing was skipped, so no transaction_id was reused
             return inserted, []
         reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
