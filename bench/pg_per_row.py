@@ -259,6 +259,7 @@ def label(sql: str) -> str:
     text = " ".join(sql.split())
     for needle, name in (
         ("INTO sales ", "merge sales"),
+        ("erased_customers WHERE", "sales' totals, erasure check"),
         ("JOIN sales", "reused transaction ids"),
         ("INTO rejections ", "merge rejections"),
         ("consumer_offsets", "save offsets"),

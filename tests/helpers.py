@@ -247,12 +247,24 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_DAY = date(2000, 1, 1)
 
 
+def _numeric(raw: bytes) -> Decimal:
+    """PostgreSQL's binary numeric (digit count, weight, sign, display scale, base-10000
+    digits) as the exact Decimal, whatever its length."""
+    count, weight, sign, _ = struct.unpack_from(">hhHh", raw)
+    digits = struct.unpack_from(f">{count}H", raw, 8)
+    assert sign == 0
+    assert all(d < 10_000 for d in digits)
+    assert len(raw) == 8 + 2 * count
+    text = "".join(f"{d:04d}" for d in digits) or "0"
+    return Decimal((0, tuple(int(c) for c in text), 4 * (weight - count + 1)))
+
+
 def copied_sales(payload: bytes) -> list[tuple[object, ...]]:
-    """The rows of a binary COPY of the loader's staged sales (loader.repository._SALES_COLUMNS:
-    text, uuid, int4, text, text, text, int4, text, char, text, date, timestamptz), read back
-    as the Python values the loader's Python path copies: a test's independent reader."""
-    kinds = ("text", "uuid", "int4", "text", "text", "text", "int4", "text", "text", "text",
-             "date", "timestamptz")  # fmt: skip
+    """The rows of a binary COPY of the loader's sales (loader.repository._SALES_COLUMNS:
+    text, uuid, int4, text, text, numeric, int4, numeric, char, text, date, timestamptz),
+    read back as Python values (the decimals exact, as written): a test's independent reader."""
+    kinds = ("text", "uuid", "int4", "text", "text", "numeric", "int4", "numeric", "text",
+             "text", "date", "timestamptz")  # fmt: skip
     assert payload[:11] == b"PGCOPY\n\xff\r\n\x00"
     at = 19  # the signature, flags and header extension length
     rows: list[tuple[object, ...]] = []
@@ -274,6 +286,8 @@ def copied_sales(payload: bytes) -> list[tuple[object, ...]]:
                 row.append(str(uuid.UUID(bytes=raw)))
             elif kind == "int4":
                 row.append(struct.unpack(">i", raw)[0])
+            elif kind == "numeric":
+                row.append(_numeric(raw))
             elif kind == "date":
                 row.append(_PG_EPOCH_DAY + timedelta(days=struct.unpack(">i", raw)[0]))
             else:

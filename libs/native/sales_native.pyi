@@ -23,13 +23,13 @@ class ValidRows:
         validated_at: str,
     ) -> list[tuple[bytes, bytes] | None]: ...
 
-# SalesCopy.totals: per product (product, amount, quantity, count), per day and product
-# (days since 2000-01-01, product, amount, quantity, count), per upload (upload id, amount,
-# count); amounts as decimal text.
+# SalesCopy.totals, as columns: per product (product, cents, quantity, count), per day and
+# product (days since 2000-01-01, the product's place from 1 in the first, cents, quantity,
+# count), per upload (upload id, cents, count).
 SaleTotals = tuple[
-    tuple[list[str], list[str], list[int], list[int]],
-    tuple[list[int], list[str], list[str], list[int], list[int]],
-    tuple[list[str], list[str], list[int]],
+    tuple[list[str], list[int], list[int], list[int]],
+    tuple[list[int], list[int], list[int], list[int], list[int]],
+    tuple[list[str], list[int], list[int]],
 ]
 
 class SalesCopy:
@@ -41,4 +41,5 @@ class SalesCopy:
     @property
     def rows(self) -> int: ...
     def totals(self) -> SaleTotals | None: ...
+    def customer_hashes(self) -> list[str]: ...
     def payload(self) -> bytes: ...

@@ -9,17 +9,24 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 from dashboard.config import DashboardSettings
 from dashboard.main import create_app
 from loader.repository import LoaderRepository, RejectionRow, SaleRow, rejection_row, sale_row
 from pydantic import SecretStr
-from sales_common.codec import RejectedSaleStruct, ValidatedSaleStruct, ViolationStruct
+from sales_common.codec import (
+    RejectedSaleStruct,
+    ValidatedSaleStruct,
+    ViolationStruct,
+    encode_struct,
+)
 from sales_common.db import Pool, close_pool, create_pool, register_json_codecs
 from sales_common.events import event_id_for
 from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import duplicate_transaction_id
 from sales_common.settings import AuthSettings, PostgresSettings
+from sales_native import SalesCopy
 
 from tests.helpers import bearer, eventually, serve
 from tests.totals import rows_with, totals_differences
@@ -99,10 +106,26 @@ def rejection(
     )
 
 
+def copied(sales: list[SaleRow]) -> SalesCopy:
+    """The sales as the loader's native path reads them from sales.validated."""
+    fields = [f for f in ValidatedSaleStruct.__struct_fields__ if f != "schema_version"]
+    copy = SalesCopy()
+    for row in sales:
+        record = msgspec.convert(dict(zip(fields, row, strict=True)), ValidatedSaleStruct)
+        assert copy.append(encode_struct(record)) is not None
+    return copy
+
+
 async def store(
-    pool: Pool, upload: str, sales: list[SaleRow], rejections: list[RejectionRow]
+    pool: Pool,
+    upload: str,
+    sales: list[SaleRow],
+    rejections: list[RejectionRow],
+    *,
+    native: bool = False,
 ) -> None:
-    """As the loader stores a batch: rows, aggregates and counters in one transaction."""
+    """As the loader stores a batch: rows, aggregates and counters in one transaction; the
+    sales as the Python path stages them or, `native`, as the native path copies them."""
     await pool.execute(
         "INSERT INTO uploads (upload_id, filename, status, rows_total)"
         " VALUES ($1, 'f.csv', 'processing', $2) ON CONFLICT DO NOTHING",
@@ -111,7 +134,7 @@ async def store(
     )
     repo = LoaderRepository(pool, "loader")
     async with repo.transaction() as tx:
-        await repo.store_sales(tx, sales)
+        await (repo.store_sales(tx, [], copied(sales)) if native else repo.store_sales(tx, sales))
         await repo.store_rejections(tx, rejections)
 
 
@@ -329,11 +352,13 @@ async def test_erasure_needs_the_admin_scope_and_a_customer_id(
     assert await pool.fetchval("SELECT count(*) FROM erasures") == 0
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])
 async def test_rows_stored_after_the_erasure_arrive_anonymised(
-    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings
+    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings, native: bool
 ) -> None:
     """Rows still in Kafka when the erasure ran: the loader's merge stores them without the
-    hash; a reused transaction id's rejection (built from the staged sale) too."""
+    hash (the native path's batch holds one of hers: it is merged from the staging table);
+    a reused transaction id's rejection (built from the staged sale) too."""
     current = CustomerHasher(pii_settings)
     hashes = every_hash(settings, ERASED)
     async with pool.acquire() as conn:
@@ -347,6 +372,7 @@ async def test_rows_stored_after_the_erasure_arrive_anonymised(
         upload,
         late_sales,
         [rejection(upload, n, [ERASED, KEPT][n % 2], current, ["prefix"]) for n in range(9, 13)],
+        native=native,
     )
     assert await rows_with(pool, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
     assert await pool.fetchval("SELECT count(*) FROM sales WHERE customer_hash IS NULL") == 4
@@ -362,7 +388,9 @@ async def test_rows_stored_after_the_erasure_arrive_anonymised(
     repo = LoaderRepository(pool, "loader")
     reused = [(s[0], other, 100 + i, *s[3:]) for i, s in enumerate(late_sales)]
     async with repo.transaction() as tx:
-        inserted, duplicates = await repo.store_sales(tx, reused)
+        inserted, duplicates = await (
+            repo.store_sales(tx, [], copied(reused)) if native else repo.store_sales(tx, reused)
+        )
         await repo.store_rejections(
             tx, [rejection_row(duplicate_transaction_id(d, VALIDATED_AT)) for d in duplicates]
         )
@@ -372,8 +400,9 @@ async def test_rows_stored_after_the_erasure_arrive_anonymised(
     assert await pool.fetchval("SELECT count(*) FROM rejections WHERE fields ? 'customer_id'") == 6
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])
 async def test_an_upload_whose_rows_are_deleted_mid_load_still_completes(
-    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings
+    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings, native: bool
 ) -> None:
     """Complete means every row stored, rejected or erased: the deleted rows never come."""
     current = CustomerHasher(pii_settings)
@@ -384,7 +413,7 @@ async def test_an_upload_whose_rows_are_deleted_mid_load_still_completes(
         " VALUES ($1, 'f.csv', 'processing', 10)",
         uuid.UUID(upload),
     )
-    await store(pool, upload, rows[:6], [])
+    await store(pool, upload, rows[:6], [], native=native)
     async with pool.acquire() as conn:
         erased = await conn.fetchrow(
             "SELECT * FROM erase_customer($1, 'delete', 'test')", every_hash(settings, ERASED)
@@ -392,7 +421,7 @@ async def test_an_upload_whose_rows_are_deleted_mid_load_still_completes(
     assert erased is not None
     assert erased["sales_rows"] == 3
     assert await pool.fetchval("SELECT status FROM uploads") == "processing"
-    await store(pool, upload, rows[6:], [])
+    await store(pool, upload, rows[6:], [], native=native)
     counters = await pool.fetchrow("SELECT status, valid_count, erased_count FROM uploads")
     assert counters is not None
     assert tuple(counters) == ("complete", 7, 3)
@@ -404,8 +433,9 @@ async def _waiting_for_a_lock(pool: Pool, pid: int) -> bool:
     return bool(event == "Lock")
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])
 async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
-    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings
+    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings, native: bool
 ) -> None:
     """A loader transaction that stored her rows but has not committed: the erasure waits for
     it and then removes them. Without the table lock it would not see them and they would
@@ -422,10 +452,10 @@ async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
     async with pool.acquire() as eraser:
         eraser_pid = eraser.get_server_pid()
         async with repo.transaction() as tx:
-            await repo.store_sales(
-                tx,
-                [sale(upload, n, "Halal Tea", [ERASED, KEPT][n % 2], current) for n in range(1, 7)],
-            )
+            rows = [
+                sale(upload, n, "Halal Tea", [ERASED, KEPT][n % 2], current) for n in range(1, 7)
+            ]
+            await (repo.store_sales(tx, [], copied(rows)) if native else repo.store_sales(tx, rows))
             erasure = asyncio.create_task(
                 eraser.fetchrow("SELECT * FROM erase_customer($1, 'delete', 'test')", hashes)
             )
@@ -443,8 +473,9 @@ async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
     assert tuple(status) == ("complete", 3)
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])
 async def test_a_load_waits_for_an_erasure_in_flight_and_stores_her_rows_anonymised(
-    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings
+    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings, native: bool
 ) -> None:
     """A loader transaction that starts while the erasure has not committed: its merge waits,
     then sees erased_customers. Without the lock it would store her hash, unseen by the
@@ -460,6 +491,7 @@ async def test_a_load_waits_for_an_erasure_in_flight_and_stores_her_rows_anonymi
                 upload,
                 [sale(upload, n, "Halal Tea", ERASED, current) for n in range(1, 5)],
                 [],
+                native=native,
             )
         )
         await eventually(

@@ -324,9 +324,11 @@ async def test_the_native_copy_stages_what_the_python_path_stages(
     """The same records staged as the loader stages them (COPY's binary rows from
     sales_native.SalesCopy, the records it leaves to Python after them) and all through the
     Python decoder and asyncpg: PostgreSQL holds the same values, to the microsecond, the
-    char(64) hash, the text of each decimal, and the dates asyncpg writes as infinities."""
+    char(64) hash, each decimal rounded to its column's cents, and the dates asyncpg writes
+    as infinities."""
     upload = str(uuid.uuid4())
     moments = [NOW, datetime(1999, 12, 31, 23, 59, 59, 5, tzinfo=UTC), NOW.replace(microsecond=0)]
+    prices = ["0.0100", "12345.6789", "0.00005", "99999.995", "0", "10000", "2.675"]
     days = [date(2024, 2, 29), None, date.max, date.min, date(1, 1, 2), date(9999, 12, 30)]
     records = [
         encode(
@@ -334,7 +336,7 @@ async def test_the_native_copy_stages_what_the_python_path_stages(
                 upload,
                 row,
                 "Halal ☃" if row % 2 else "Halal A",
-                f"{row}.5",
+                prices[row % len(prices)] if row % 5 else f"{row}.5",
                 row,
                 days[row % len(days)],
                 txn=f"T-{row}" if row % 3 else None,
@@ -372,6 +374,7 @@ class _RolledBack(Exception):
     pass
 
 
+STAGED = "SELECT sum(n_tup_ins) FROM pg_stat_xact_user_tables WHERE relname = 'sales_stage'"
 AGGREGATES = (
     "SELECT * FROM product_totals ORDER BY 1",
     "SELECT day, product, sum(total_amount), sum(quantity), sum(sales_count)"
@@ -383,9 +386,10 @@ AGGREGATES = (
 async def test_the_loaders_totals_move_every_aggregate_as_the_sql_sums_do(
     postgres_settings: PostgresSettings,
 ) -> None:
-    """A batch staged whole from the COPY buffer is merged with SalesCopy.totals, any other
-    with the sums PostgreSQL computes from the inserted rows: each moves product_totals, the
-    per-day deltas and the upload counters alike, and a replay of it moves nothing."""
+    """A batch read whole by the native path is COPYed straight into sales and moves the
+    aggregates by SalesCopy.totals, any other is staged and merged with the sums PostgreSQL
+    computes from the inserted rows: each moves product_totals, the per-day deltas and the
+    upload counters alike, and a replay of it moves nothing."""
     uploads = [str(uuid.uuid4()) for _ in range(2)]
     moments = [NOW, datetime(1999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)]
     records = [
@@ -417,6 +421,7 @@ async def test_the_loaders_totals_move_every_aggregate_as_the_sql_sums_do(
             with contextlib.suppress(_RolledBack):
                 async with repo.transaction() as tx:
                     assert await repo.store_sales(tx, *stored) == (len(records), [])
+                    assert await tx.fetchval(STAGED) == (0 if native else len(records))
                     moved.append([[tuple(r) for r in await tx.fetch(q)] for q in AGGREGATES])
                     replay = SalesCopy()
                     assert all(replay.append(value) for value in records)

@@ -24,8 +24,8 @@ HASHER = CustomerHasher(PiiSettings(hmac_key=SecretStr("p" * 32), key_id="k1"))
 
 
 def python_row(value: bytes) -> tuple[object, ...] | None:
-    """The row the Python path copies (its upload id as the uuid column returns it), None
-    when the decoder refuses the record."""
+    """The row the Python path copies (its upload id as the uuid column returns it, its
+    decimals as numeric takes them), None when the decoder refuses the record."""
     try:
         row = sale_row(decode_validated(value))
     except (ValidationError, ValueError):
@@ -34,7 +34,8 @@ def python_row(value: bytes) -> tuple[object, ...] | None:
         upload = str(uuid.UUID(row[1]))
     except ValueError:  # COPY refuses it: only the Python path tries
         upload = row[1]
-    return (row[0], upload, *row[2:])
+    price, amount = Decimal(row[5]), Decimal(row[7])
+    return (row[0], upload, *row[2:5], price, row[6], amount, *row[8:])
 
 
 def validated_records(count: int, now: datetime = NOW) -> list[bytes]:
@@ -156,8 +157,8 @@ def test_undo_takes_back_the_last_row_appended_and_no_other() -> None:
 
 def python_totals(values: list[bytes]) -> dict[str, dict[tuple[object, ...], tuple[object, ...]]]:
     """What the merge's SQL adds to each aggregate for these records: amounts rounded to cents
-    as numeric(14, 2) rounds them, then summed; a sale's day is its date, else the UTC day
-    it was validated."""
+    as numeric(14, 2) rounds them, then summed (in cents); a sale's day is its date, else the
+    UTC day it was validated."""
     sums: dict[str, dict[tuple[object, ...], tuple[Decimal, int, int]]] = {}
     for value in values:
         sale = decode_validated(value)
@@ -171,7 +172,7 @@ def python_totals(values: list[bytes]) -> dict[str, dict[tuple[object, ...], tup
             a, q, n = sums.setdefault(table, {}).get(key, (Decimal(0), 0, 0))
             sums[table][key] = (a + amount, q + sale.quantity, n + 1)
     return {
-        table: {key: (str(a), q, n) for key, (a, q, n) in by_key.items()}
+        table: {key: (int(a * 100), q, n) for key, (a, q, n) in by_key.items()}
         for table, by_key in sums.items()
     }
 
@@ -181,9 +182,10 @@ def native_totals(copy: SalesCopy) -> dict[str, dict[tuple[object, ...], tuple[o
     totals = copy.totals()
     assert totals is not None
     products, days, uploads = totals  # columns: strict zips check their lengths
+    names = products[0]
     return {
         "products": {(p,): (a, q, n) for p, a, q, n in zip(*products, strict=True)},
-        "days": {(d, p): (a, q, n) for d, p, a, q, n in zip(*days, strict=True)},
+        "days": {(d, names[p - 1]): (a, q, n) for d, p, a, q, n in zip(*days, strict=True)},
         "uploads": {(u,): (a, None, n) for u, a, n in zip(*uploads, strict=True)},
     }
 
@@ -211,7 +213,21 @@ def test_totals_follow_undo_and_give_up_past_their_integers() -> None:
     copy.append(second)
     copy.undo()
     assert native_totals(copy)["products"] == python_totals([first])["products"]
-    assert copy.append(_with(second, b"amount", b'"' + b"9" * 40 + b'"')) is not None
-    assert copy.totals() is None  # past i128 cents: the merge sums in SQL
+    assert copy.append(_with(second, b"amount", b'"' + b"9" * 18 + b'"')) is not None
+    assert copy.totals() is None  # past bigint cents: the merge sums in SQL
     empty = SalesCopy().totals()
     assert empty == (([], [], [], []), ([], [], [], [], []), ([], [], []))
+
+
+DECIMALS = ["0", "0.00", "000.0100", "1", ".5", "7.", "10000", "12345.6789", "0.00005",
+            "99999999.999", "100000000.005", "1" * 40 + ".25", "0." + "0" * 30 + "1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", DECIMALS)
+def test_decimals_are_copied_as_numeric_exactly(text: str) -> None:
+    value = _with(_with(BASE, b"price", f'"{text}"'.encode()), b"amount", f'"{text}"'.encode())
+    copy = SalesCopy()
+    assert copy.append(value) is not None
+    [row] = copied_sales(copy.payload())
+    assert row[5] == row[7] == Decimal(text)
+    assert row == python_row(value)

@@ -24,7 +24,8 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 pub struct SalesCopy {
     buffer: Vec<u8>,
     rows: usize,
-    last: usize, // where the last appended row starts
+    last: usize,              // where the last appended row starts
+    cents: Vec<Option<i128>>, // each row's amount in cents (None: past i128), for `totals`
 }
 
 #[pymethods]
@@ -35,6 +36,7 @@ impl SalesCopy {
             buffer: HEADER.to_vec(),
             rows: 0,
             last: HEADER.len(),
+            cents: Vec::new(),
         }
     }
 
@@ -44,17 +46,18 @@ impl SalesCopy {
         let start = self.buffer.len();
         // A panic would fail the whole batch: the record is Python's instead.
         let buffer = &mut self.buffer;
-        let upload_id = panic::catch_unwind(AssertUnwindSafe(|| {
-            Sale::parse(value).map(|sale| {
-                sale.write(buffer);
-                sale.upload_id
+        let sale = panic::catch_unwind(AssertUnwindSafe(|| {
+            Sale::parse(value).and_then(|sale| {
+                sale.write(buffer)?;
+                Some((sale.upload_id, cents(sale.amount.as_bytes())))
             })
         }))
         .unwrap_or(None);
-        match upload_id {
-            Some(upload_id) => {
+        match sale {
+            Some((upload_id, cents)) => {
                 self.rows += 1;
                 self.last = start;
+                self.cents.push(cents);
                 Some(PyString::new(py, upload_id))
             }
             None => {
@@ -70,6 +73,7 @@ impl SalesCopy {
         if self.buffer.len() > self.last {
             self.buffer.truncate(self.last);
             self.rows -= 1;
+            self.cents.pop();
         }
     }
 
@@ -82,12 +86,26 @@ impl SalesCopy {
     /// What the rows add to the aggregates, for a merge that inserts every one of them:
     /// per product, per (day, product) and per upload the amount (rounded to cents as
     /// `sales.amount` stores it, then summed), the quantity and the count; None when a sum
-    /// would not fit (the merge then aggregates in SQL).
+    /// would not fit (the batch is then merged from the staging table, summed in SQL).
     fn totals(&self) -> Option<Totals> {
-        panic::catch_unwind(AssertUnwindSafe(|| self.sums()))
+        panic::catch_unwind(AssertUnwindSafe(|| self.sums().and_then(columns)))
             .ok()
             .flatten()
-            .map(Totals::from)
+    }
+
+    /// The rows' distinct customer hashes (the merge looks them up in erased_customers).
+    fn customer_hashes(&self) -> Vec<String> {
+        let mut hashes = std::collections::HashSet::new();
+        let mut rows = &self.buffer[HEADER.len()..];
+        while let Some(row) = (!rows.is_empty()).then(|| Row::read(&mut rows)).flatten() {
+            if let Some(hash) = row.fields[8] {
+                hashes.insert(hash);
+            }
+        }
+        hashes
+            .into_iter()
+            .map(|hash| String::from_utf8_lossy(hash).into_owned()) // 64 hex digits
+            .collect()
     }
 
     /// The whole COPY input: header, rows, trailer.
@@ -105,9 +123,9 @@ impl SalesCopy {
     fn sums(&self) -> Option<BatchSums<'_>> {
         let mut sums = BatchSums::default();
         let mut rows = &self.buffer[HEADER.len()..];
-        while !rows.is_empty() {
+        for amount in &self.cents {
             let row = Row::read(&mut rows)?;
-            let (amount, quantity) = (cents(row.fields[7]?)?, i64::from(row.int(6)?));
+            let (amount, quantity) = ((*amount)?, i64::from(row.int(6)?));
             let day = match row.fields[10] {
                 Some(_) => row.int(10)?,
                 None => i32::try_from(row.long(11)?.div_euclid(MICROS_PER_DAY)).ok()?,
@@ -210,43 +228,41 @@ struct BatchSums<'a> {
     uploads: HashMap<[u8; 16], Sums>,
 }
 
-/// Columns as the merge's unnest() takes them: amounts as decimal text, days since
-/// 2000-01-01, upload ids as UUID text.
-type ProductTotals = (Vec<String>, Vec<String>, Vec<i64>, Vec<i64>);
-type DayTotals = (Vec<i32>, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>);
-type UploadTotals = (Vec<String>, Vec<String>, Vec<i64>);
+/// Columns as the merge's unnest() takes them: amounts in cents, days since 2000-01-01, a
+/// day's product as its place (from 1) in the products' column, upload ids as UUID text.
+type ProductTotals = (Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>);
+type DayTotals = (Vec<i32>, Vec<i32>, Vec<i64>, Vec<i64>, Vec<i64>);
+type UploadTotals = (Vec<String>, Vec<i64>, Vec<i64>);
 type Totals = (ProductTotals, DayTotals, UploadTotals);
 
-impl From<BatchSums<'_>> for Totals {
-    fn from(sums: BatchSums<'_>) -> Totals {
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned(); // UTF-8 already
-        let mut products: ProductTotals = Default::default();
-        for (product, s) in sums.products {
-            products.0.push(text(product));
-            products.1.push(decimal(s.cents));
-            products.2.push(s.quantity);
-            products.3.push(s.count);
-        }
-        let mut days: DayTotals = Default::default();
-        for ((day, product), s) in sums.days {
-            days.0.push(day);
-            days.1.push(text(product));
-            days.2.push(decimal(s.cents));
-            days.3.push(s.quantity);
-            days.4.push(s.count);
-        }
-        let mut uploads: UploadTotals = Default::default();
-        for (upload, s) in sums.uploads {
-            uploads.0.push(uuid_text(&upload));
-            uploads.1.push(decimal(s.cents));
-            uploads.2.push(s.count);
-        }
-        (products, days, uploads)
+/// The sums as columns; None when one is past i64 (bigint).
+fn columns(sums: BatchSums<'_>) -> Option<Totals> {
+    let mut products: ProductTotals = Default::default();
+    let mut places = HashMap::with_capacity(sums.products.len());
+    for (product, s) in sums.products {
+        products
+            .0
+            .push(String::from_utf8_lossy(product).into_owned()); // UTF-8 already
+        products.1.push(i64::try_from(s.cents).ok()?);
+        products.2.push(s.quantity);
+        products.3.push(s.count);
+        places.insert(product, i32::try_from(products.0.len()).ok()?);
     }
-}
-
-fn decimal(cents: i128) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100) // sums of amounts: never negative
+    let mut days: DayTotals = Default::default();
+    for ((day, product), s) in sums.days {
+        days.0.push(day);
+        days.1.push(places[product]);
+        days.2.push(i64::try_from(s.cents).ok()?);
+        days.3.push(s.quantity);
+        days.4.push(s.count);
+    }
+    let mut uploads: UploadTotals = Default::default();
+    for (upload, s) in sums.uploads {
+        uploads.0.push(uuid_text(&upload));
+        uploads.1.push(i64::try_from(s.cents).ok()?);
+        uploads.2.push(s.count);
+    }
+    Some((products, days, uploads))
 }
 
 fn uuid_text(bytes: &[u8; 16]) -> String {
@@ -340,16 +356,17 @@ impl<'a> Sale<'a> {
 
     /// The row in COPY's binary form: a field count, then each field's length and bytes
     /// (length -1: NULL); integers big-endian. Column order: loader.repository._SALES_COLUMNS.
-    fn write(&self, out: &mut Vec<u8>) {
+    /// None (the row half written) for a decimal numeric cannot hold.
+    fn write(&self, out: &mut Vec<u8>) -> Option<()> {
         out.extend_from_slice(&COLUMNS.to_be_bytes());
         field(out, Some(self.event_id.as_bytes()));
         field(out, Some(&self.upload_uuid));
         field(out, Some(&self.row_number.to_be_bytes()));
         field(out, self.transaction_id.map(str::as_bytes));
         field(out, Some(self.product.as_bytes()));
-        field(out, Some(self.price.as_bytes())); // staged as text, cast by the merge
+        numeric(out, self.price)?;
         field(out, Some(&self.quantity.to_be_bytes()));
-        field(out, Some(self.amount.as_bytes()));
+        numeric(out, self.amount)?;
         field(out, self.customer_hash.map(str::as_bytes));
         field(out, self.pii_key_id.map(str::as_bytes));
         field(
@@ -360,7 +377,47 @@ impl<'a> Sale<'a> {
                 .map(|d| &d[..]),
         );
         field(out, Some(&self.validated_at.to_be_bytes()));
+        Some(())
     }
+}
+
+/// A plain decimal (see `plain_decimal`) as PostgreSQL's binary numeric: digit count,
+/// weight (of the first base-10000 digit), sign, display scale, then the base-10000 digits;
+/// numeric_recv drops zero digits and rounds to the column's scale (numeric(12, 2) and
+/// (14, 2)), as the cast from text does. None past numeric's weight (2^15 digits of 4).
+fn numeric(out: &mut Vec<u8>, text: &str) -> Option<()> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let whole = whole.trim_start_matches('0').as_bytes();
+    let fraction = fraction.trim_end_matches('0').as_bytes();
+    let whole_groups = whole.len().div_ceil(4);
+    let count = i16::try_from(whole_groups + fraction.len().div_ceil(4)).ok()?;
+    let weight = i16::try_from(whole_groups).ok()? - 1;
+    let scale = i16::try_from(fraction.len()).ok()?;
+    out.extend_from_slice(&(8 + 2 * i32::from(count)).to_be_bytes());
+    for value in [count, weight, 0, scale] {
+        out.extend_from_slice(&value.to_be_bytes()); // sign 0: positive
+    }
+    // Base-10000 digits: the whole part's from the point leftwards (the first maybe short),
+    // the fraction's from the point rightwards (the last padded with zeros).
+    let first = whole.len() - (whole_groups.saturating_sub(1)) * 4;
+    let groups = std::iter::once(&whole[..first])
+        .filter(|group| !group.is_empty())
+        .chain(whole[first..].chunks(4));
+    for group in groups {
+        out.extend_from_slice(&(base_digit(group, 0) as i16).to_be_bytes());
+    }
+    for group in fraction.chunks(4) {
+        out.extend_from_slice(&(base_digit(group, 4 - group.len()) as i16).to_be_bytes());
+    }
+    Some(())
+}
+
+/// ASCII digits as a number, times 10 per `pad` (the zeros after a short fraction group).
+fn base_digit(group: &[u8], pad: usize) -> u16 {
+    let value = group
+        .iter()
+        .fold(0u16, |acc, b| acc * 10 + u16::from(b - b'0'));
+    value * 10u16.pow(pad as u32)
 }
 
 fn field(out: &mut Vec<u8>, value: Option<&[u8]>) {

@@ -4,10 +4,9 @@ rows, the aggregates they move, the upload counters and the consumed Kafka offse
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
@@ -15,9 +14,6 @@ from sales_common.codec import RejectedSaleStruct, ValidatedSaleStruct
 from sales_common.db import Connection, Pool, register_json_codecs
 from sales_common.rejections import ReusedTransactionId
 from sales_native import SalesCopy
-
-if TYPE_CHECKING:
-    from sales_native import SaleTotals  # the stub's alias
 
 _SALES_COLUMNS = (
     "event_id",
@@ -44,18 +40,11 @@ _REJECTION_COLUMNS = (
     "rejected_at",
 )
 
-# Staged as text, cast to numeric by the INSERT: asyncpg's binary COPY encodes a Decimal into
-# numeric through Decimal.as_tuple() (2.4 us of the loader's CPU a row for the two), text is
-# copied as it is. The validator writes them as exact decimals, which numeric reads alike.
-_TEXT_DECIMALS = ("price", "amount")
-_STAGED_SALES = [f"{c}::text AS {c}" if c in _TEXT_DECIMALS else c for c in _SALES_COLUMNS]
-_NUMERIC_FROM_TEXT = {c: f"s.{c}::numeric" for c in _TEXT_DECIMALS}
-
 # The staged columns with their types, nothing more: no loaded_at with its DEFAULT now() and no
 # NOT NULL checks, which COPY evaluated for every staged row and the INSERT does again.
 _STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS sales_stage ON COMMIT DELETE ROWS
-    AS SELECT {", ".join(_STAGED_SALES)} FROM sales WITH NO DATA;
+    AS SELECT {", ".join(_SALES_COLUMNS)} FROM sales WITH NO DATA;
 CREATE TEMP TABLE IF NOT EXISTS rejections_stage ON COMMIT DELETE ROWS
     AS SELECT {", ".join(_REJECTION_COLUMNS)} FROM rejections WITH NO DATA;
 """  # noqa: S608 - identifiers are module constants
@@ -99,7 +88,7 @@ def _staged(columns: tuple[str, ...], expressions: dict[str, str]) -> str:
 # totals are appended as deltas, folded by `fold_daily_totals` (0008_daily_product_deltas.sql).
 _INSERT_SALES = f"""
 INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
-SELECT {_staged(_SALES_COLUMNS, _ANONYMISED_SALE | _NUMERIC_FROM_TEXT)}
+SELECT {_staged(_SALES_COLUMNS, _ANONYMISED_SALE)}
 FROM sales_stage s LEFT JOIN erased_customers e ON e.customer_hash = s.customer_hash
 """  # noqa: S608 - identifiers are module constants
 _ADD_TO_PRODUCTS = """
@@ -115,7 +104,7 @@ INSERT INTO daily_product_deltas (day, product, total_amount, quantity, sales_co
 """
 _ADD_TO_UPLOADS = """
 UPDATE uploads u
-SET valid_count = u.valid_count + p.n, valid_amount = u.valid_amount + p.amount::numeric
+SET valid_count = u.valid_count + p.n, valid_amount = u.valid_amount + p.amount
 FROM {rows} WHERE u.upload_id = p.upload_id
 """
 
@@ -140,31 +129,37 @@ WITH ins AS (
 SELECT coalesce(sum(n), 0)::int FROM per_upload
 """)  # noqa: S608 - identifiers are module constants
 
-# The plain merge of a batch whose sums the loader brings (SalesCopy.totals): the same rows
-# and aggregate moves without RETURNING every inserted row into a CTE and grouping it three
-# times in PostgreSQL. The CTEs run after the INSERT, and not at all when it fails.
+# What a batch COPYed straight into `sales` moves, from the sums the loader brings
+# (SalesCopy.totals), and whether one of its customers was erased (its rows must then be
+# stored without their hashes: the batch is merged from the staging table instead). Run
+# after the COPY, whose lock on sales holds back a new erasure until this transaction ends.
 _PRODUCT_SUMS = """
-SELECT product, amount::numeric, quantity, n
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS p(product, amount, quantity, n)
+SELECT product, cents * 0.01, quantity, n
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS p(product, cents, quantity, n)
 """
 _DAY_SUMS = """
-SELECT date '2000-01-01' + day, product, amount::numeric, quantity, n
-FROM unnest($5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
-    AS d(day, product, amount, quantity, n)
+SELECT date '2000-01-01' + day, ($1::text[])[product], cents * 0.01, quantity, n
+FROM unnest($5::int[], $6::int[], $7::bigint[], $8::bigint[], $9::bigint[])
+    AS d(day, product, cents, quantity, n)
 """
-_UPLOAD_SUMS = "unnest($10::uuid[], $11::text[], $12::bigint[]) AS p(upload_id, amount, n)"
-_INSERT_SALES_WITH_TOTALS = f"""
+_UPLOAD_SUMS = """(
+    SELECT upload_id, cents * 0.01 AS amount, n
+    FROM unnest($10::uuid[], $11::bigint[], $12::bigint[]) AS u(upload_id, cents, n)
+) p"""
+_ADD_TOTALS = f"""
 WITH products AS ({_ADD_TO_PRODUCTS.format(rows=_PRODUCT_SUMS)}
 ), days AS ({_ADD_TO_DAYS.format(rows=_DAY_SUMS)}
 ), counted AS ({_ADD_TO_UPLOADS.format(rows=_UPLOAD_SUMS)}
 )
-{_INSERT_SALES}
-"""
+SELECT EXISTS (SELECT FROM erased_customers)
+    AND EXISTS (SELECT FROM erased_customers WHERE customer_hash = ANY($13::bpchar[]))
+"""  # noqa: S608 - identifiers are module constants
+
 
 # A staged sale whose event_id is already stored for a *different* row reuses a business
 # transaction_id: it is not a replay, so it must end up in rejections, not vanish.
 _REUSED_TRANSACTION_IDS = """
-SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price::numeric AS price,
+SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price,
        s.quantity, s.customer_hash, s.pii_key_id, s.sale_date,
        t.upload_id AS first_upload_id, t.row_number AS first_row_number
 FROM sales_stage s JOIN sales t USING (event_id)
@@ -279,31 +274,26 @@ def rejection_row(rejection: RejectedSaleStruct) -> RejectionRow:
     )
 
 
-async def _merge(
-    conn: Connection, merge: _Merge, plain: Callable[[], Awaitable[int]] | None = None
-) -> int:
+async def _merge(conn: Connection, merge: _Merge) -> int:
     """Run a merge; the number of rows it inserted.
 
-    Nearly every batch holds only new events, so it is first inserted with a plain INSERT
-    (`merge.plain`, or `plain` when given): ON CONFLICT searches the primary key for each row
-    before inserting it, which was a quarter of PostgreSQL's CPU time per row
-    (bench/pg_per_row.py). If an event is stored already (a redelivered batch, an express-lane
-    row read again from its main topic, a zombie loader's commit) the INSERT fails, and the
-    savepoint undoes it with the aggregate and counter updates of the same statement; the
-    batch is then merged skipping stored events.
+    Nearly every batch holds only new events, so it is first inserted with a plain INSERT:
+    ON CONFLICT searches the primary key for each row before inserting it, which was a
+    quarter of PostgreSQL's CPU time per row (bench/pg_per_row.py). If an event is stored
+    already (a redelivered batch, an express-lane row read again from its main topic, a
+    zombie loader's commit) the INSERT fails, and the savepoint undoes it with the aggregate
+    and counter updates of the same statement; the batch is then merged skipping stored events.
     """
     try:
         async with conn.transaction():  # a savepoint
-            inserted: int = await (plain() if plain else conn.fetchval(merge.plain))
+            inserted: int = await conn.fetchval(merge.plain)
     except asyncpg.UniqueViolationError:
         inserted = await conn.fetchval(merge.skipping)
     return inserted
 
 
-async def _insert_with_totals(conn: Connection, totals: SaleTotals) -> int:
-    products, days, uploads = totals
-    status = await conn.execute(_INSERT_SALES_WITH_TOTALS, *products, *days, *uploads)
-    return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <rows>"
+class _ErasedCustomer(Exception):
+    """A batch copied straight into sales holds a sale of an erased customer."""
 
 
 # timestamptz in PostgreSQL's binary form: microseconds since 2000-01-01 UTC, infinities as the
@@ -390,19 +380,42 @@ class LoaderRepository:
     async def store_sales(
         self, conn: Connection, sales: list[SaleRow], copied: SalesCopy | None = None
     ) -> tuple[int, list[ReusedTransactionId]]:
-        """Stages the sales and merges them: how many were new, and the staged sales whose
-        transaction_id a stored sale of another row has."""
+        """Stores the sales: how many were new, and those whose transaction_id a stored sale
+        of another row has (they are not stored).
+
+        A batch read whole by the native path is COPYed straight into `sales` with the sums
+        it brings (no staging table, no INSERT ... SELECT, no aggregation in PostgreSQL:
+        bench/pg_per_row.py); if one of its events is stored already or one of its
+        customers was erased, the savepoint undoes that and it is merged like any other.
+        """
+        if copied is not None and copied.rows and not sales:
+            with contextlib.suppress(asyncpg.UniqueViolationError, _ErasedCustomer):
+                async with conn.transaction():  # a savepoint
+                    if await self._copy_into_sales(conn, copied):
+                        return copied.rows, []
         staged = await self.stage_sales(conn, sales, copied)
         if not staged:
             return 0, []
-        # The loader's own sums when it staged every row from its COPY buffer.
-        totals = copied.totals() if copied is not None and copied.rows == staged else None
-        plain = functools.partial(_insert_with_totals, conn, totals) if totals else None
-        inserted = await _merge(conn, _MERGE_SALES, plain)
+        inserted = await _merge(conn, _MERGE_SALES)
         if inserted == staged:  # nothing was skipped, so no transaction_id was reused
             return inserted, []
         reused = await conn.fetch(_REUSED_TRANSACTION_IDS)
         return inserted, [_reused_transaction_id(row) for row in reused]
+
+    async def _copy_into_sales(self, conn: Connection, copied: SalesCopy) -> bool:
+        """COPY the rows into `sales` and move the aggregates by their sums; False, with
+        nothing done, when a sum does not fit the native path's integers."""
+        totals = copied.totals()
+        if totals is None:
+            return False
+        await conn.copy_to_table(
+            "sales", source=_once(copied.payload()), columns=_SALES_COLUMNS, format="binary"
+        )
+        products, days, uploads = totals
+        hashes = copied.customer_hashes()
+        if await conn.fetchval(_ADD_TOTALS, *products, *days, *uploads, hashes):
+            raise _ErasedCustomer
+        return True
 
     async def store_rejections(self, conn: Connection, rejections: list[RejectionRow]) -> int:
         if not rejections:
