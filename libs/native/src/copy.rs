@@ -93,19 +93,18 @@ impl SalesCopy {
             .flatten()
     }
 
-    /// The rows' distinct customer hashes (the merge looks them up in erased_customers).
-    fn customer_hashes(&self) -> Vec<String> {
-        let mut hashes = std::collections::HashSet::new();
+    /// The rows' customer hashes (64 hex digits each, rows without one left out) one after
+    /// another in one string: one parameter for the merge's look-up in erased_customers, not
+    /// an array of thousands of strings to build and encode.
+    fn customer_hashes(&self) -> String {
+        let mut hashes = String::with_capacity(self.rows * 64);
         let mut rows = &self.buffer[HEADER.len()..];
         while let Some(row) = (!rows.is_empty()).then(|| Row::read(&mut rows)).flatten() {
             if let Some(hash) = row.fields[8] {
-                hashes.insert(hash);
+                hashes.push_str(&String::from_utf8_lossy(hash)); // hex digits already
             }
         }
         hashes
-            .into_iter()
-            .map(|hash| String::from_utf8_lossy(hash).into_owned()) // 64 hex digits
-            .collect()
     }
 
     /// The whole COPY input: header, rows, trailer.
