@@ -25,10 +25,10 @@ class ValidRows:
 
 # SalesCopy.totals, as columns: per product (product, cents, quantity, count), per day and
 # product (days since 2000-01-01, the product's place from 1 in the first, cents, quantity,
-# count), per upload (upload id, cents, count).
+# count; each an integer array literal, "{1,2}"), per upload (upload id, cents, count).
 SaleTotals = tuple[
     tuple[list[str], list[int], list[int], list[int]],
-    tuple[list[int], list[int], list[int], list[int], list[int]],
+    tuple[str, str, str, str, str],
     tuple[list[str], list[int], list[int]],
 ]
 

@@ -181,7 +181,8 @@ def native_totals(copy: SalesCopy) -> dict[str, dict[tuple[object, ...], tuple[o
     """SalesCopy.totals in python_totals' form (an upload's quantity is not summed)."""
     totals = copy.totals()
     assert totals is not None
-    products, days, uploads = totals  # columns: strict zips check their lengths
+    products, literals, uploads = totals  # columns: strict zips check their lengths
+    days = [[int(v) for v in literal.strip("{}").split(",") if v] for literal in literals]
     names = products[0]
     return {
         "products": {(p,): (a, q, n) for p, a, q, n in zip(*products, strict=True)},
@@ -216,7 +217,7 @@ def test_totals_follow_undo_and_give_up_past_their_integers() -> None:
     assert copy.append(_with(second, b"amount", b'"' + b"9" * 18 + b'"')) is not None
     assert copy.totals() is None  # past bigint cents: the merge sums in SQL
     empty = SalesCopy().totals()
-    assert empty == (([], [], [], []), ([], [], [], [], []), ([], [], []))
+    assert empty == (([], [], [], []), ("{}", "{}", "{}", "{}", "{}"), ([], [], []))
 
 
 DECIMALS = ["0", "0.00", "000.0100", "1", ".5", "7.", "10000", "12345.6789", "0.00005",

@@ -229,8 +229,11 @@ struct BatchSums<'a> {
 
 /// Columns as the merge's unnest() takes them: amounts in cents, days since 2000-01-01, a
 /// day's product as its place (from 1) in the products' column, upload ids as UUID text.
+/// The per-day columns, one entry per (day, product) of the batch (about one a row), are
+/// PostgreSQL array literals (`{1,2,3}`): asyncpg encodes a list of ints at ~0.45 us an
+/// element, PostgreSQL reads the text at a fraction of that.
 type ProductTotals = (Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>);
-type DayTotals = (Vec<i32>, Vec<i32>, Vec<i64>, Vec<i64>, Vec<i64>);
+type DayTotals = (String, String, String, String, String);
 type UploadTotals = (Vec<String>, Vec<i64>, Vec<i64>);
 type Totals = (ProductTotals, DayTotals, UploadTotals);
 
@@ -247,14 +250,25 @@ fn columns(sums: BatchSums<'_>) -> Option<Totals> {
         products.3.push(s.count);
         places.insert(product, i32::try_from(products.0.len()).ok()?);
     }
-    let mut days: DayTotals = Default::default();
+    let mut days: [String; 5] = Default::default();
     for ((day, product), s) in sums.days {
-        days.0.push(day);
-        days.1.push(places[product]);
-        days.2.push(i64::try_from(s.cents).ok()?);
-        days.3.push(s.quantity);
-        days.4.push(s.count);
+        let values = [
+            i64::from(day),
+            i64::from(places[product]),
+            i64::try_from(s.cents).ok()?,
+            s.quantity,
+            s.count,
+        ];
+        for (column, value) in days.iter_mut().zip(values) {
+            column.push(if column.is_empty() { '{' } else { ',' });
+            column.push_str(&value.to_string());
+        }
     }
+    let [day, product, cents, quantity, count] = days.map(|mut column| {
+        column.push_str(if column.is_empty() { "{}" } else { "}" });
+        column
+    });
+    let days = (day, product, cents, quantity, count);
     let mut uploads: UploadTotals = Default::default();
     for (upload, s) in sums.uploads {
         uploads.0.push(uuid_text(&upload));

@@ -141,7 +141,8 @@ FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS p(product, 
 """
 _DAY_SUMS = """
 SELECT date '2000-01-01' + day, ($1::text[])[product], cents * 0.01, quantity, n
-FROM unnest($5::int[], $6::int[], $7::bigint[], $8::bigint[], $9::bigint[])
+FROM unnest($5::text::int[], $6::text::int[], $7::text::bigint[], $8::text::bigint[],
+    $9::text::bigint[])
     AS d(day, product, cents, quantity, n)
 """
 _UPLOAD_SUMS = """(
