@@ -121,8 +121,15 @@ def scram_user(name: str, password: str) -> str:
     return f"SCRAM-SHA-256=[name={name},password={password}]"
 
 
-def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def cluster_id() -> str:
+    """A random id as Kafka's own `Uuid.randomUuid` makes it: never starting with "-".
+
+    One in 64 random ids does, and StorageTool then reads it as an option and fails.
+    """
+    while True:
+        encoded = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not encoded.startswith("-"):
+            return encoded
 
 
 def libs_dir(config: StackConfig) -> Path:
@@ -203,7 +210,7 @@ def launch(
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                _cluster_id(),
+                cluster_id(),
                 "-c",
                 str(server),
                 "--ignore-formatted",
