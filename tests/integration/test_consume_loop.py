@@ -52,6 +52,16 @@ async def topic(kafka_settings: KafkaSettings) -> AsyncIterator[str]:
     await delete_topics(kafka_settings, [name])
 
 
+async def assigned(consumer: Consumer, partitions: int, what: str) -> None:
+    """Poll a subscribed consumer until its group gave it `partitions` partitions."""
+
+    def poll() -> int:
+        consumer.poll(0.2)
+        return len(consumer.assignment())
+
+    await eventually(lambda: asyncio.to_thread(poll), lambda n: n == partitions, what=what)
+
+
 def produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
     producer = Producer({**settings.client_config(), "enable.idempotence": True})
     for n, value in enumerate(values):
@@ -108,11 +118,7 @@ async def test_committed_offsets_wait_for_a_transaction_that_carries_them(
     group = f"unstable-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(kafka_settings.consumer_config(group))
     consumer.subscribe([topic])
-    await eventually(
-        lambda: asyncio.to_thread(lambda: (consumer.poll(0.2), consumer.assignment())[1]),
-        lambda assigned: len(assigned) == 3,
-        what="the consumer's partitions",
-    )
+    await assigned(consumer, 3, "the consumer's partitions")
     producer = Producer(kafka_settings.producer_config(f"unstable-{uuid.uuid4().hex[:8]}"))
     try:
         await asyncio.to_thread(producer.init_transactions, 30)
@@ -131,3 +137,72 @@ async def test_committed_offsets_wait_for_a_transaction_that_carries_them(
         assert await asyncio.wait_for(waiting, 60) == {(topic, 0): 42}
     finally:
         await asyncio.to_thread(consumer.close)
+
+
+async def test_a_partition_whose_offsets_a_transaction_carries_starts_at_its_committed_offset(
+    kafka_settings: KafkaSettings, topic: str
+) -> None:
+    """Assigned while a transaction that carries its offsets is open (a validator killed
+    mid-batch leaves one until the broker aborts it), a partition starts at its stable
+    committed offset once the transaction settles, even when a rebalance comes meanwhile.
+
+    librdkafka's own offset fetch for an assignment retries UNSTABLE_OFFSET_COMMIT for as
+    long as the assignment does not change; after a rebalance, the reply to the old fetch
+    is taken for the new one's, and the partition starts at `auto.offset.reset`, its
+    beginning: every committed batch of it handled again."""
+    values = [f"r-{n}".encode() for n in range(10)]
+    producer = Producer({**kafka_settings.client_config(), "enable.idempotence": True})
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    assert await asyncio.to_thread(producer.flush, 30) == 0
+
+    group = f"unsettled-{uuid.uuid4().hex[:8]}"
+    member = Consumer(kafka_settings.consumer_config(group))
+    member.subscribe([topic])
+    await assigned(member, 3, "the first member's partitions")
+    transactional = Producer(kafka_settings.producer_config(f"unsettled-{uuid.uuid4().hex[:8]}"))
+    await asyncio.to_thread(transactional.init_transactions, 30)
+    metadata = member.consumer_group_metadata()
+    for offset, commit in ((5, True), (8, False)):
+        transactional.begin_transaction()
+        offsets = [TopicPartition(topic, 0, offset)]
+        await asyncio.to_thread(transactional.send_offsets_to_transaction, offsets, metadata, 30)
+        if commit:
+            await asyncio.to_thread(transactional.commit_transaction, 30)
+    await asyncio.to_thread(member.close)  # its partitions go to the loop below
+
+    recorder = Recorder()
+    lag = Gauge("lag", "lag", ["topic", "partition"], registry=CollectorRegistry())
+    loop = ConsumeLoop(
+        "test",
+        kafka_settings.consumer_config(group),
+        [topic],
+        recorder,
+        Heartbeat(),
+        lag,
+        max_records=100,
+    )
+    running = asyncio.create_task(loop.run())
+    # A member of the same group on another topic: its joins and leaves rebalance the group
+    # and leave the loop's partitions with the loop.
+    other = f"{topic}-other"
+    admin = AdminClient(kafka_settings.client_config())
+    await asyncio.wrap_future(admin.create_topics([NewTopic(other, 1, 1)])[other])
+    try:
+        for _ in range(3):
+            joiner = Consumer(kafka_settings.consumer_config(group))
+            joiner.subscribe([other])
+            await assigned(joiner, 1, "the other member's partition")
+            await asyncio.to_thread(joiner.close)
+        assert recorder.values == [], "handled records while the offsets were unsettled"
+        await asyncio.to_thread(transactional.abort_transaction, 30)
+
+        async def handled() -> list[bytes]:
+            return list(recorder.values)
+
+        await eventually(handled, lambda got: len(got) >= 5, what="the records after offset 5")
+        assert recorder.values == values[5:]
+    finally:
+        loop.stop()
+        await running
+        await delete_topics(kafka_settings, [other])

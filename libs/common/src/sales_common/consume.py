@@ -10,6 +10,17 @@ thread that calls it, so they never overlap a batch being handled. But one `cons
 call may return records fetched before a rebalance it ran (confluent-kafka-python #1013):
 such a batch is dropped and the partitions it touched are rewound to where the handler
 says they resume. Dropping alone would skip records; handling it would duplicate them.
+
+Where a partition starts. A handler that keeps its offsets in Kafka (the validator's
+transactions commit them) has its partitions assigned paused and positioned by the loop,
+not by librdkafka: librdkafka's own offset fetch for an assignment retries
+UNSTABLE_OFFSET_COMMIT (a transaction carrying the partition's offsets is open: a validator
+killed mid-batch leaves one until the broker aborts it) only while the assignment does not
+change; after a rebalance the old fetch's reply is taken for the new one's, and the
+partition starts at `auto.offset.reset`, its beginning (seen in the fault suite: a raw
+partition's committed batches validated again). The loop reads the stable committed
+offsets beside the consumer, waiting as long as a transaction is open, and seeks and
+resumes each partition between polls.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    OFFSET_END,
     Consumer,
     KafkaError,
     KafkaException,
@@ -40,6 +52,10 @@ T = TypeVar("T")
 # Attempts of a rewind to read committed offsets (each up to 10 s, with backoff between:
 # about a minute) before the loop gives its consumer up for a new one.
 _REWIND_ATTEMPTS = 5
+# Attempts to read the committed offsets of newly assigned partitions (each up to 10 s;
+# about 10 minutes, past any transaction's timeout) before the consumer is given up.
+_POSITION_ATTEMPTS = 60
+_POSITION_POLL_S = 0.02
 Position = tuple[str, int]  # topic, partition
 
 
@@ -212,6 +228,10 @@ class ConsumeLoop:
         self._stopping = asyncio.Event()
         self._epoch = 0  # bumped by every assignment change
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Assigned paused, waiting for their committed offsets: (epoch, partitions).
+        self._unpositioned: tuple[int, list[Position]] | None = None
+        self._positioning: tuple[int, asyncio.Task[dict[Position, int]]] | None = None
+        self._reader: Consumer | None = None  # reads committed offsets beside the member
 
     def stop(self) -> None:
         self._stopping.set()
@@ -244,6 +264,7 @@ class ConsumeLoop:
         the old consumer; the new one resumes where the handler says, as after any
         rebalance."""
         self._replace = False
+        self._unpositioned = None  # the old consumer's; the new one gets its own
         self.consumers_replaced += 1
         old, self._consumer = self._consumer, self._new_consumer()
         await self._close(old)
@@ -265,12 +286,15 @@ class ConsumeLoop:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
                 self._look_at_the_group()
+                self._position()
                 if self._replace:
                     await self._replace_consumer()
                 consumer = self._consumer
                 epoch = self._epoch
+                # Short polls while partitions wait for their offsets: positioned between polls.
+                timeout_s = _POSITION_POLL_S if self._unpositioned else self._poll_timeout_s
                 polling = asyncio.ensure_future(
-                    asyncio.to_thread(_fetch, consumer, self._max_records, self._poll_timeout_s)
+                    asyncio.to_thread(_fetch, consumer, self._max_records, timeout_s)
                 )
                 messages = await polling
                 records = self._records(messages)
@@ -287,7 +311,11 @@ class ConsumeLoop:
             if polling is not None and not polling.done():
                 # The consumer must not be closed while another thread is inside it.
                 await asyncio.wait([polling])
+            if self._positioning is not None:
+                self._positioning[1].cancel()
             await self._close(self._consumer)  # leaves the group at once
+            if self._reader is not None:
+                await self._close(self._reader)
             await self._handler.close()
 
     def _look_at_the_group(self) -> None:
@@ -351,13 +379,68 @@ class ConsumeLoop:
             partitions=[f"{t}/{p}@{offsets.get((t, p), 'beginning')}" for t, p in targets],
         )
 
+    def _position(self) -> None:
+        """Between polls (no callback can run): read the committed offsets of the partitions
+        assigned paused, beside the consumer; once they are known, seek and resume them."""
+        wanted = self._unpositioned
+        running = self._positioning
+        if running is not None and (wanted is None or running[0] != wanted[0]):
+            running[1].cancel()  # its assignment was superseded
+            self._positioning = running = None
+        if wanted is None:
+            return
+        if running is None:
+            reading = committed_offsets(self._offsets_reader(), wanted[1], _POSITION_ATTEMPTS)
+            self._positioning = (wanted[0], asyncio.create_task(reading))
+            return
+        task = running[1]
+        if not task.done():
+            return
+        self._positioning = self._unpositioned = None
+        try:
+            offsets = task.result()
+        except KafkaException as exc:
+            # As with a rewind: a new consumer, assigned afresh, tries again.
+            log.warning("positioning_failed", loop=self.name, error=str(exc)[:200])
+            self._replace = True
+            return
+        owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        ready = [
+            TopicPartition(t, p, offsets.get((t, p), OFFSET_BEGINNING))
+            for t, p in wanted[1]
+            if (t, p) in owned
+        ]
+        for tp in ready:
+            self._consumer.seek(tp)
+        self._consumer.resume(ready)
+        log.info(
+            "positioned",
+            loop=self.name,
+            partitions=[f"{t}/{p}@{offsets.get((t, p), 'beginning')}" for t, p in wanted[1]],
+        )
+
+    def _offsets_reader(self) -> Consumer:
+        """A client of the group that never joins it: its offset fetches wait for open
+        transactions without holding the member's rebalances."""
+        if self._reader is None:
+            self._reader = Consumer({**self._config, "statistics.interval.ms": 0})
+        return self._reader
+
     # Called by librdkafka inside consume(), in its worker thread.
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._epoch += 1
         self._unassigned_since = None if partitions else time.monotonic()
         wanted = [(tp.topic, tp.partition) for tp in partitions]
         offsets = self._on_loop(self._handler.resume_offsets(wanted))
-        if offsets is not None:  # else librdkafka starts at the committed offsets itself
+        if offsets is None:
+            # Kafka's committed offsets, read by the loop (module docstring). The start
+            # offset is a placeholder: the partitions fetch nothing until positioned.
+            for tp in partitions:
+                tp.offset = OFFSET_END
+            consumer.assign(partitions)
+            consumer.pause(partitions)
+            self._unpositioned = (self._epoch, wanted) if partitions else None
+        else:
             for tp in partitions:
                 # Not stored yet: the beginning. The handler's store decides, not Kafka's
                 # committed offset (which only serves lag tools then).
@@ -367,6 +450,7 @@ class ConsumeLoop:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._epoch += 1
+        self._unpositioned = None
         self._unassigned_since = time.monotonic()
         self._lag.forget(partitions)
         log.info(
