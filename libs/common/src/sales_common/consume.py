@@ -12,15 +12,18 @@ such a batch is dropped and the partitions it touched are rewound to where the h
 says they resume. Dropping alone would skip records; handling it would duplicate them.
 
 Where a partition starts. A handler that keeps its offsets in Kafka (the validator's
-transactions commit them) has its partitions assigned paused and positioned by the loop,
-not by librdkafka: librdkafka's own offset fetch for an assignment retries
+transactions commit them) has its partitions started by the loop at offsets it read, not
+by librdkafka: librdkafka's own offset fetch for an assignment retries
 UNSTABLE_OFFSET_COMMIT (a transaction carrying the partition's offsets is open: a validator
 killed mid-batch leaves one until the broker aborts it) only while the assignment does not
 change; after a rebalance the old fetch's reply is taken for the new one's, and the
 partition starts at `auto.offset.reset`, its beginning (seen in the fault suite: a raw
-partition's committed batches validated again). The loop reads the stable committed
-offsets beside the consumer, waiting as long as a transaction is open, and seeks and
-resumes each partition between polls.
+partition's committed batches validated again). The assignment callback assigns nothing
+yet; the loop reads the stable committed offsets beside the consumer, waiting as long as a
+transaction is open, and assigns the partitions at those offsets between polls. (Not
+assigned paused and sought later: a seek reaching a partition whose fetcher has not started
+yet, as after a revocation whose fetchers are still stopping, is dropped by librdkafka, and
+the partition then starts wherever it was assigned.)
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    OFFSET_END,
     Consumer,
     KafkaError,
     KafkaException,
@@ -228,7 +230,8 @@ class ConsumeLoop:
         self._stopping = asyncio.Event()
         self._epoch = 0  # bumped by every assignment change
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Assigned paused, waiting for their committed offsets: (epoch, partitions).
+        # The group's partitions not assigned yet, waiting for their committed offsets:
+        # (epoch, partitions).
         self._unpositioned: tuple[int, list[Position]] | None = None
         self._positioning: tuple[int, asyncio.Task[dict[Position, int]]] | None = None
         self._reader: Consumer | None = None  # reads committed offsets beside the member
@@ -291,7 +294,7 @@ class ConsumeLoop:
                     await self._replace_consumer()
                 consumer = self._consumer
                 epoch = self._epoch
-                # Short polls while partitions wait for their offsets: positioned between polls.
+                # Short polls while partitions wait for their offsets: assigned between polls.
                 timeout_s = _POSITION_POLL_S if self._unpositioned else self._poll_timeout_s
                 polling = asyncio.ensure_future(
                     asyncio.to_thread(_fetch, consumer, self._max_records, timeout_s)
@@ -380,8 +383,9 @@ class ConsumeLoop:
         )
 
     def _position(self) -> None:
-        """Between polls (no callback can run): read the committed offsets of the partitions
-        assigned paused, beside the consumer; once they are known, seek and resume them."""
+        """Between polls (no callback can run): read the committed offsets of the group's
+        partitions the loop has not assigned yet, beside the consumer; once they are known,
+        assign the partitions at them (still the group's: no rebalance since, by the epoch)."""
         wanted = self._unpositioned
         running = self._positioning
         if running is not None and (wanted is None or running[0] != wanted[0]):
@@ -404,15 +408,9 @@ class ConsumeLoop:
             log.warning("positioning_failed", loop=self.name, error=str(exc)[:200])
             self._replace = True
             return
-        owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        ready = [
-            TopicPartition(t, p, offsets.get((t, p), OFFSET_BEGINNING))
-            for t, p in wanted[1]
-            if (t, p) in owned
-        ]
-        for tp in ready:
-            self._consumer.seek(tp)
-        self._consumer.resume(ready)
+        self._consumer.assign(
+            [TopicPartition(t, p, offsets.get((t, p), OFFSET_BEGINNING)) for t, p in wanted[1]]
+        )
         log.info(
             "positioned",
             loop=self.name,
@@ -433,12 +431,9 @@ class ConsumeLoop:
         wanted = [(tp.topic, tp.partition) for tp in partitions]
         offsets = self._on_loop(self._handler.resume_offsets(wanted))
         if offsets is None:
-            # Kafka's committed offsets, read by the loop (module docstring). The start
-            # offset is a placeholder: the partitions fetch nothing until positioned.
-            for tp in partitions:
-                tp.offset = OFFSET_END
-            consumer.assign(partitions)
-            consumer.pause(partitions)
+            # Kafka's committed offsets, read by the loop (module docstring): nothing is
+            # fetched until the loop assigns the partitions at them.
+            consumer.assign([])
             self._unpositioned = (self._epoch, wanted) if partitions else None
         else:
             for tp in partitions:
