@@ -54,10 +54,11 @@ T = TypeVar("T")
 # Attempts of a rewind to read committed offsets (each up to 10 s, with backoff between:
 # about a minute) before the loop gives its consumer up for a new one.
 _REWIND_ATTEMPTS = 5
-# Attempts to read the committed offsets of newly assigned partitions (each up to 10 s;
-# about 10 minutes, past any transaction's timeout) before the consumer is given up.
-_POSITION_ATTEMPTS = 60
-_POSITION_POLL_S = 0.02
+# Attempts to read the committed offsets of newly assigned partitions (each up to 10 s,
+# with up to 10 s between: about 10 minutes, far past a validator transaction's timeout)
+# before the consumer is given up.
+_POSITION_ATTEMPTS = 30
+_POSITION_POLL_S = 0.02  # the poll timeout while partitions wait to be assigned
 Position = tuple[str, int]  # topic, partition
 
 
