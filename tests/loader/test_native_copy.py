@@ -155,6 +155,23 @@ def test_undo_takes_back_the_last_row_appended_and_no_other() -> None:
     assert copied_sales(copy.payload()) == [python_row(first)]
 
 
+def test_customer_hashes_are_the_copied_rows_hashes_in_order_through_undo() -> None:
+    records = validated_records(300)
+    records += [_with(r, b"customer_hash", b"null") for r in records[:20]]  # no customer id
+    copy = SalesCopy()
+    kept = []
+    for n, value in enumerate(records):
+        assert copy.append(value) is not None
+        if n % 7 == 3:  # rows with and without a hash taken back
+            copy.undo()
+        else:
+            kept.append(value)
+    hashes = [decode_validated(value).customer_hash for value in kept]
+    assert copy.customer_hashes() == "".join(h for h in hashes if h is not None)
+    assert any(h is None for h in hashes)
+    assert SalesCopy().customer_hashes() == ""
+
+
 def python_totals(values: list[bytes]) -> dict[str, dict[tuple[object, ...], tuple[object, ...]]]:
     """What the merge's SQL adds to each aggregate for these records: amounts rounded to cents
     as numeric(14, 2) rounds them, then summed (in cents); a sale's day is its date, else the

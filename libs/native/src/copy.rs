@@ -26,6 +26,8 @@ pub struct SalesCopy {
     rows: usize,
     last: usize,              // where the last appended row starts
     cents: Vec<Option<i128>>, // each row's amount in cents (None: past i128), for `totals`
+    hashes: String,           // the rows' customer hashes, for `customer_hashes`
+    last_hash_len: usize,     // what the last appended row added to `hashes`
 }
 
 #[pymethods]
@@ -37,6 +39,8 @@ impl SalesCopy {
             rows: 0,
             last: HEADER.len(),
             cents: Vec::new(),
+            hashes: String::new(),
+            last_hash_len: 0,
         }
     }
 
@@ -49,15 +53,22 @@ impl SalesCopy {
         let sale = panic::catch_unwind(AssertUnwindSafe(|| {
             Sale::parse(value).and_then(|sale| {
                 sale.write(buffer)?;
-                Some((sale.upload_id, cents(sale.amount.as_bytes())))
+                Some((
+                    sale.upload_id,
+                    cents(sale.amount.as_bytes()),
+                    sale.customer_hash,
+                ))
             })
         }))
         .unwrap_or(None);
         match sale {
-            Some((upload_id, cents)) => {
+            Some((upload_id, cents, hash)) => {
                 self.rows += 1;
                 self.last = start;
                 self.cents.push(cents);
+                let hash = hash.unwrap_or_default();
+                self.last_hash_len = hash.len();
+                self.hashes.push_str(hash);
                 Some(PyString::new(py, upload_id))
             }
             None => {
@@ -74,6 +85,7 @@ impl SalesCopy {
             self.buffer.truncate(self.last);
             self.rows -= 1;
             self.cents.pop();
+            self.hashes.truncate(self.hashes.len() - self.last_hash_len);
         }
     }
 
@@ -96,15 +108,8 @@ impl SalesCopy {
     /// The rows' customer hashes (64 hex digits each, rows without one left out) one after
     /// another in one string: one parameter for the merge's look-up in erased_customers, not
     /// an array of thousands of strings to build and encode.
-    fn customer_hashes(&self) -> String {
-        let mut hashes = String::with_capacity(self.rows * 64);
-        let mut rows = &self.buffer[HEADER.len()..];
-        while let Some(row) = (!rows.is_empty()).then(|| Row::read(&mut rows)).flatten() {
-            if let Some(hash) = row.fields[8] {
-                hashes.push_str(&String::from_utf8_lossy(hash)); // hex digits already
-            }
-        }
-        hashes
+    fn customer_hashes(&self) -> &str {
+        &self.hashes
     }
 
     /// The whole COPY input: header, rows, trailer.
