@@ -11,19 +11,16 @@ call may return records fetched before a rebalance it ran (confluent-kafka-pytho
 such a batch is dropped and the partitions it touched are rewound to where the handler
 says they resume. Dropping alone would skip records; handling it would duplicate them.
 
-Where a partition starts. A handler that keeps its offsets in Kafka (the validator's
-transactions commit them) has its partitions started by the loop at offsets it read, not
-by librdkafka: librdkafka's own offset fetch for an assignment retries
-UNSTABLE_OFFSET_COMMIT (a transaction carrying the partition's offsets is open: a validator
-killed mid-batch leaves one until the broker aborts it) only while the assignment does not
-change; after a rebalance the old fetch's reply is taken for the new one's, and the
-partition starts at `auto.offset.reset`, its beginning (seen in the fault suite: a raw
-partition's committed batches validated again). The assignment callback assigns nothing
-yet; the loop reads the stable committed offsets beside the consumer, waiting as long as a
-transaction is open, and assigns the partitions at those offsets between polls. (Not
-assigned paused and sought later: a seek reaching a partition whose fetcher has not started
-yet, as after a revocation whose fetchers are still stopping, is dropped by librdkafka, and
-the partition then starts wherever it was assigned.)
+Where a partition starts. For a handler that keeps its offsets in Kafka (the validator's
+transactions commit them) librdkafka starts each assigned partition at its committed
+offset, asking for stable offsets: while a transaction that carries them is open (a
+validator killed mid-batch leaves one until the broker aborts it) it retries
+UNSTABLE_OFFSET_COMMIT, but only while the assignment does not change: after a rebalance,
+the old fetch's reply is taken for the new one's and the partition starts at
+`auto.offset.reset`, its beginning (seen in the fault suite: a raw partition's committed
+batches validated again). So the first batch of each partition after an assignment is
+checked against the stable committed offset, read by a second client of the group that
+never joins it; a batch that starts before it is dropped and the partition rewound.
 """
 
 from __future__ import annotations
@@ -54,11 +51,6 @@ T = TypeVar("T")
 # Attempts of a rewind to read committed offsets (each up to 10 s, with backoff between:
 # about a minute) before the loop gives its consumer up for a new one.
 _REWIND_ATTEMPTS = 5
-# Attempts to read the committed offsets of newly assigned partitions (each up to 10 s,
-# with up to 10 s between: about 10 minutes, far past a validator transaction's timeout)
-# before the consumer is given up.
-_POSITION_ATTEMPTS = 30
-_POSITION_POLL_S = 0.02  # the poll timeout while partitions wait to be assigned
 Position = tuple[str, int]  # topic, partition
 
 
@@ -231,10 +223,8 @@ class ConsumeLoop:
         self._stopping = asyncio.Event()
         self._epoch = 0  # bumped by every assignment change
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The group's partitions not assigned yet, waiting for their committed offsets:
-        # (epoch, partitions).
-        self._unpositioned: tuple[int, list[Position]] | None = None
-        self._positioning: tuple[int, asyncio.Task[dict[Position, int]]] | None = None
+        self._kafka_offsets = False  # the handler's offsets are Kafka's committed ones
+        self._checked: tuple[int, set[Position]] = (0, set())  # started where committed
         self._reader: Consumer | None = None  # reads committed offsets beside the member
 
     def stop(self) -> None:
@@ -268,7 +258,6 @@ class ConsumeLoop:
         the old consumer; the new one resumes where the handler says, as after any
         rebalance."""
         self._replace = False
-        self._unpositioned = None  # the old consumer's; the new one gets its own
         self.consumers_replaced += 1
         old, self._consumer = self._consumer, self._new_consumer()
         await self._close(old)
@@ -290,22 +279,19 @@ class ConsumeLoop:
             while not self._stopping.is_set():
                 self._heartbeat.beat()
                 self._look_at_the_group()
-                self._position()
                 if self._replace:
                     await self._replace_consumer()
                 consumer = self._consumer
                 epoch = self._epoch
-                # Short polls while partitions wait for their offsets: assigned between polls.
-                timeout_s = _POSITION_POLL_S if self._unpositioned else self._poll_timeout_s
                 polling = asyncio.ensure_future(
-                    asyncio.to_thread(_fetch, consumer, self._max_records, timeout_s)
+                    asyncio.to_thread(_fetch, consumer, self._max_records, self._poll_timeout_s)
                 )
                 messages = await polling
                 records = self._records(messages)
                 if self._epoch != epoch:
                     await self.rewind({(m.topic() or "", m.partition() or 0) for m in records})
                     continue
-                if not records:
+                if not records or not await self._started_where_committed(records):
                     continue
                 try:
                     await self._handler.handle(records, consumer)
@@ -315,8 +301,6 @@ class ConsumeLoop:
             if polling is not None and not polling.done():
                 # The consumer must not be closed while another thread is inside it.
                 await asyncio.wait([polling])
-            if self._positioning is not None:
-                self._positioning[1].cancel()
             await self._close(self._consumer)  # leaves the group at once
             if self._reader is not None:
                 await self._close(self._reader)
@@ -383,44 +367,41 @@ class ConsumeLoop:
             partitions=[f"{t}/{p}@{offsets.get((t, p), 'beginning')}" for t, p in targets],
         )
 
-    def _position(self) -> None:
-        """Between polls (no callback can run): read the committed offsets of the group's
-        partitions the loop has not assigned yet, beside the consumer; once they are known,
-        assign the partitions at them (still the group's: no rebalance since, by the epoch)."""
-        wanted = self._unpositioned
-        running = self._positioning
-        if running is not None and (wanted is None or running[0] != wanted[0]):
-            running[1].cancel()  # its assignment was superseded
-            self._positioning = running = None
-        if wanted is None:
-            return
-        if running is None:
-            reading = committed_offsets(self._offsets_reader(), wanted[1], _POSITION_ATTEMPTS)
-            self._positioning = (wanted[0], asyncio.create_task(reading))
-            return
-        task = running[1]
-        if not task.done():
-            return
-        self._positioning = self._unpositioned = None
+    async def _started_where_committed(self, records: list[Message]) -> bool:
+        """False (the batch dropped, its partitions rewound) when a partition's first batch
+        since its assignment starts before the group's stable committed offset (module
+        docstring). Between polls: no assignment changes meanwhile."""
+        if not self._kafka_offsets:
+            return True
+        first: dict[Position, int] = {}
+        for record in records:
+            first.setdefault((record.topic() or "", record.partition() or 0), record.offset() or 0)
+        if self._checked[0] != self._epoch:
+            self._checked = (self._epoch, set())
+        unchecked = [position for position in first if position not in self._checked[1]]
+        if not unchecked:
+            return True
         try:
-            offsets = task.result()
+            committed = await committed_offsets(self._offsets_reader(), unchecked, _REWIND_ATTEMPTS)
         except KafkaException as exc:
-            # As with a rewind: a new consumer, assigned afresh, tries again.
-            log.warning("positioning_failed", loop=self.name, error=str(exc)[:200])
-            self._replace = True
-            return
-        self._consumer.assign(
-            [TopicPartition(t, p, offsets.get((t, p), OFFSET_BEGINNING)) for t, p in wanted[1]]
-        )
-        log.info(
-            "positioned",
-            loop=self.name,
-            partitions=[f"{t}/{p}@{offsets.get((t, p), 'beginning')}" for t, p in wanted[1]],
-        )
+            log.warning("committed_check_failed", loop=self.name, error=str(exc)[:200])
+            self._replace = True  # as after a failed rewind: nothing handled, a new consumer
+            return False
+        early = [p for p in unchecked if first[p] < committed.get(p, -1)]
+        if early:
+            log.warning(
+                "started_before_committed",
+                loop=self.name,
+                partitions=[f"{t}/{p}@{first[(t, p)]}<{committed[(t, p)]}" for t, p in early],
+            )
+            await self.rewind(set(first))
+            return False
+        self._checked[1].update(unchecked)
+        return True
 
     def _offsets_reader(self) -> Consumer:
-        """A client of the group that never joins it: its offset fetches wait for open
-        transactions without holding the member's rebalances."""
+        """A client of the group that never joins it: its offset fetches (which wait for open
+        transactions) answer whatever the member's rebalances are doing."""
         if self._reader is None:
             self._reader = Consumer({**self._config, "statistics.interval.ms": 0})
         return self._reader
@@ -431,12 +412,8 @@ class ConsumeLoop:
         self._unassigned_since = None if partitions else time.monotonic()
         wanted = [(tp.topic, tp.partition) for tp in partitions]
         offsets = self._on_loop(self._handler.resume_offsets(wanted))
-        if offsets is None:
-            # Kafka's committed offsets, read by the loop (module docstring): nothing is
-            # fetched until the loop assigns the partitions at them.
-            consumer.assign([])
-            self._unpositioned = (self._epoch, wanted) if partitions else None
-        else:
+        self._kafka_offsets = offsets is None
+        if offsets is not None:  # else librdkafka starts at the committed offsets itself
             for tp in partitions:
                 # Not stored yet: the beginning. The handler's store decides, not Kafka's
                 # committed offset (which only serves lag tools then).
@@ -446,7 +423,6 @@ class ConsumeLoop:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._epoch += 1
-        self._unpositioned = None
         self._unassigned_since = time.monotonic()
         self._lag.forget(partitions)
         log.info(
