@@ -62,6 +62,27 @@ async def assigned(consumer: Consumer, partitions: int, what: str) -> None:
     await eventually(lambda: asyncio.to_thread(poll), lambda n: n == partitions, what=what)
 
 
+async def offset_committed_and_another_pending(
+    settings: KafkaSettings, topic: str, group: str, committed: int, pending: int
+) -> tuple[Consumer, Producer]:
+    """A member of `group` holding `topic`'s three partitions, and a transactional producer
+    that committed offset `committed` of partition 0 for the group and carries `pending` in
+    a transaction it leaves open (as a validator killed mid-batch does)."""
+    member = Consumer(settings.consumer_config(group))
+    member.subscribe([topic])
+    await assigned(member, 3, "the member's partitions")
+    producer = Producer(settings.producer_config(f"{group}-{uuid.uuid4().hex[:8]}"))
+    await asyncio.to_thread(producer.init_transactions, 30)
+    metadata = member.consumer_group_metadata()
+    for offset, commit in ((committed, True), (pending, False)):
+        producer.begin_transaction()
+        offsets = [TopicPartition(topic, 0, offset)]
+        await asyncio.to_thread(producer.send_offsets_to_transaction, offsets, metadata, 30)
+        if commit:
+            await asyncio.to_thread(producer.commit_transaction, 30)
+    return member, producer
+
+
 def produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
     producer = Producer({**settings.client_config(), "enable.idempotence": True})
     for n, value in enumerate(values):
@@ -116,19 +137,10 @@ async def test_committed_offsets_wait_for_a_transaction_that_carries_them(
     for under read_committed). committed_offsets must wait for the offset, never take the
     partition as having none (that would rewind it to its beginning and redo its batches)."""
     group = f"unstable-{uuid.uuid4().hex[:8]}"
-    consumer = Consumer(kafka_settings.consumer_config(group))
-    consumer.subscribe([topic])
-    await assigned(consumer, 3, "the consumer's partitions")
-    producer = Producer(kafka_settings.producer_config(f"unstable-{uuid.uuid4().hex[:8]}"))
+    consumer, producer = await offset_committed_and_another_pending(
+        kafka_settings, topic, group, committed=5, pending=42
+    )
     try:
-        await asyncio.to_thread(producer.init_transactions, 30)
-        metadata = consumer.consumer_group_metadata()
-        for offset, commit in ((5, True), (42, False)):
-            producer.begin_transaction()
-            offsets = [TopicPartition(topic, 0, offset)]
-            await asyncio.to_thread(producer.send_offsets_to_transaction, offsets, metadata, 30)
-            if commit:
-                await asyncio.to_thread(producer.commit_transaction, 30)
         waiting = asyncio.create_task(committed_offsets(consumer, [(topic, 0)]))
         # The transaction with offset 42 is open: no answer yet, least of all "none".
         done, _ = await asyncio.wait({waiting}, timeout=3)
@@ -158,18 +170,9 @@ async def test_a_partition_whose_offsets_a_transaction_carries_starts_at_its_com
     assert await asyncio.to_thread(producer.flush, 30) == 0
 
     group = f"unsettled-{uuid.uuid4().hex[:8]}"
-    member = Consumer(kafka_settings.consumer_config(group))
-    member.subscribe([topic])
-    await assigned(member, 3, "the first member's partitions")
-    transactional = Producer(kafka_settings.producer_config(f"unsettled-{uuid.uuid4().hex[:8]}"))
-    await asyncio.to_thread(transactional.init_transactions, 30)
-    metadata = member.consumer_group_metadata()
-    for offset, commit in ((5, True), (8, False)):
-        transactional.begin_transaction()
-        offsets = [TopicPartition(topic, 0, offset)]
-        await asyncio.to_thread(transactional.send_offsets_to_transaction, offsets, metadata, 30)
-        if commit:
-            await asyncio.to_thread(transactional.commit_transaction, 30)
+    member, transactional = await offset_committed_and_another_pending(
+        kafka_settings, topic, group, committed=5, pending=8
+    )
     await asyncio.to_thread(member.close)  # its partitions go to the loop below
 
     recorder = Recorder()
