@@ -23,11 +23,29 @@ def cpu_timed(run: Callable[[], T]) -> tuple[float, T]:
 
 def process_cpu_s(pid: int, children: bool = False) -> float:
     """utime + stime (+ the waited-for children's) of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return process_cpu_s_of(Path(f"/proc/{pid}/stat"), children)
+
+
+def process_cpu_s_of(stat: Path, children: bool = False) -> float:
+    """utime + stime (+ the waited-for children's) from a process's or thread's stat file."""
+    fields = stat.read_text().rpartition(")")[2].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime
     if children:
         ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def jit_compiler_cpu_s(pid: int) -> float:
+    """CPU seconds of a JVM's JIT compiler threads (HotSpot names them "C1 CompilerThread<n>"
+    and "C2 CompilerThread<n>", which /proc cuts to 15 characters)."""
+    used = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if "CompilerThre" in (task / "comm").read_text():
+                used += process_cpu_s_of(task / "stat")
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return used
 
 
 def child_pids(parent: int) -> list[int]:

@@ -40,7 +40,7 @@ from devstack.probes import (
 from devstack.processes import wait_until
 
 from bench import baseline, kafka_clients, limit
-from bench.cpu import child_pids, process_cpu_s
+from bench.cpu import child_pids, jit_compiler_cpu_s, process_cpu_s
 
 RESULTS = REPO_ROOT / "bench" / "results"
 DATA = RESULTS / "data"
@@ -92,13 +92,13 @@ class Bench:
             try:
                 pipeline.start_all(self.validators, self.loaders)
                 token = pipeline.token("operator")
-                cpu_before = self.cpu_seconds(pipeline)
+                cpu_before, jit_before = self.cpu_seconds(pipeline), self.kafka_jit_s()
                 started = time.perf_counter()
                 response = pipeline.client.upload(csv, token)
                 uploaded = time.perf_counter() - started
                 pipeline.client.wait_complete(response.json()["upload_id"], token, timeout_s=1800)
                 elapsed = time.perf_counter() - started
-                cpu_after = self.cpu_seconds(pipeline)
+                cpu_after, jit_after = self.cpu_seconds(pipeline), self.kafka_jit_s()
                 # Rows over the busy time summed over a service's instances: a rate per instance
                 # (its busy time includes waiting for the others' locks), not the stage's.
                 stage = {
@@ -121,6 +121,7 @@ class Bench:
             "cpu_s": per_service(
                 {label: cpu_after[label] - cpu_before[label] for label in cpu_after}
             ),
+            "kafka_jit_s": jit_after - jit_before,
             "stage_rows_per_s": {
                 "ingest": rows / uploaded,
                 "validator": rows / stage["validator"] if stage["validator"] else None,
@@ -128,14 +129,23 @@ class Bench:
             },
         }
 
+    def kafka_pid(self) -> int:
+        config = self.infra.local_stack
+        assert config is not None, "the bench runs on the dev stack"
+        return int((config.run_dir / "kafka.pid").read_text().split()[0])
+
+    def kafka_jit_s(self) -> float:
+        """CPU seconds the broker's JIT compiler used so far (part of its CPU): a broker
+        compiles for minutes after it starts, then seldom."""
+        return jit_compiler_cpu_s(self.kafka_pid())
+
     def cpu_seconds(self, pipeline: RunningPipeline) -> dict[str, float]:
         """CPU seconds used so far by each service, the broker and PostgreSQL (with the
         backends that already exited, which the postmaster's children times hold)."""
         config = self.infra.local_stack
         assert config is not None, "the bench runs on the dev stack"
         used = {name: process_cpu_s(p.pid) for name, p in pipeline.processes.items()}
-        kafka_pid = int((config.run_dir / "kafka.pid").read_text().split()[0])
-        used["kafka"] = process_cpu_s(kafka_pid)
+        used["kafka"] = process_cpu_s(self.kafka_pid())
         postmaster = int((postgres.data_dir(config) / "postmaster.pid").read_text().split()[0])
         backends = 0.0
         for pid in child_pids(postmaster):
@@ -397,6 +407,13 @@ def main() -> None:
         default=50_000,
         help="the baseline's rate is measured on a prefix: one INSERT a row is slow",
     )
+    parser.add_argument(
+        "--warmup-runs",
+        type=int,
+        default=1,
+        help="unmeasured pipeline runs first: a broker just started spends seconds of CPU per"
+        " 1M rows JIT-compiling, which a broker that has been running does not",
+    )
     parser.add_argument("--kafka-records", type=int, default=300_000)
     parser.add_argument("--freshness-uploads", type=int, default=200)
     parser.add_argument("--small-uploads", type=int, default=20, help="per isolation scenario")
@@ -462,6 +479,13 @@ def main() -> None:
         (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2))
 
     if "pipeline" in sections:
+        for run in range(args.warmup_runs):
+            progress(f"pipeline warm-up {run + 1}/{args.warmup_runs}, not measured")
+            warmup = bench.end_to_end(csv, args.rows)
+            progress(
+                f"  {warmup['rows_per_s']:,.0f} rows/s, the broker's JIT compiler"
+                f" {warmup['kafka_jit_s']:.1f} CPU s"
+            )
         pipeline_runs = []
         for run in range(args.runs):
             progress(f"pipeline end to end, {args.rows:,} rows, run {run + 1}/{args.runs}")
@@ -482,6 +506,10 @@ def main() -> None:
             name: statistics.median(r["cpu_s"][name] * 1e6 / args.rows for r in pipeline_runs)
             for name in pipeline_runs[0]["cpu_s"]
         }
+        results["kafka_jit_cpu_s_per_million_rows"] = statistics.median(
+            r["kafka_jit_s"] * 1e6 / args.rows for r in pipeline_runs
+        )
+        results["warmup_runs"] = args.warmup_runs
         save()
 
     def with_db(measure: Callable[[str], tuple[int, float]]) -> float:
@@ -565,6 +593,8 @@ def markdown(r: dict[str, Any]) -> str:
             "| CPU seconds per 1M rows, end to end (median) | "
             + ", ".join(f"{n} {s:.1f}" for n, s in r["cpu_s_per_million_rows"].items())
             + f"; total {sum(r['cpu_s_per_million_rows'].values()):.1f} |",
+            f"| of which the broker's JIT compiler, CPU s per 1M rows (median; after"
+            f" {r['warmup_runs']} unmeasured run(s)) | {r['kafka_jit_cpu_s_per_million_rows']:.1f} |",
         ]
     if "baseline" in r:
         lines += [
