@@ -66,15 +66,21 @@ async def pool(postgres_settings: PostgresSettings) -> AsyncIterator[Pool]:
 
 
 def sale(
-    upload: str, n: int, product: str, customer: str | None, hasher: CustomerHasher
+    upload: str,
+    n: int,
+    product: str,
+    customer: str | None,
+    hasher: CustomerHasher,
+    transaction_id: str | None = None,
 ) -> SaleRow:
     price = Decimal(n % 7 * 3 + 1) + Decimal("0.25")
     quantity = n % 4 + 1
     return sale_row(
         ValidatedSaleStruct(
-            event_id=event_id_for(upload, n, None),
+            event_id=event_id_for(upload, n, transaction_id),
             upload_id=upload,
             row_number=n,
+            transaction_id=transaction_id,
             product=product,
             price=str(price),
             quantity=quantity,
@@ -365,7 +371,7 @@ async def test_rows_stored_after_the_erasure_arrive_anonymised(
         await conn.fetchrow("SELECT * FROM erase_customer($1, 'delete', 'test')", hashes)
     upload = str(uuid.uuid4())
     late_sales = [
-        sale(upload, n, "Halal Rice", [ERASED, KEPT][n % 2], current) for n in range(1, 9)
+        sale(upload, n, "Halal Rice", [ERASED, KEPT][n % 2], current, f"T-{n}") for n in range(1, 9)
     ]
     await store(
         pool,

@@ -28,6 +28,7 @@ from sales_common.events import (
     encode,
     event_id_for,
 )
+from sales_common.rejections import unreadable
 from sales_common.settings import KafkaSettings, PostgresSettings
 from sales_native import SalesCopy
 
@@ -244,20 +245,27 @@ async def test_reused_transaction_id_is_rejected_not_lost(
     assert '"rule": "duplicate"' in violations
 
 
+@pytest.mark.parametrize("txn", [None, "T-1"], ids=["row-keyed", "transaction-keyed"])
 async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
-    postgres_settings: PostgresSettings, conn: asyncpg.Connection
+    postgres_settings: PostgresSettings, conn: asyncpg.Connection, txn: str | None
 ) -> None:
     """A batch is inserted plainly first; a stored event in it fails that INSERT, and the
     batch is merged again skipping it: the new rows land once, and every aggregate and
-    counter moves by them alone."""
+    counter moves by them alone. A stored event is found by the key its event_id hashes
+    (0009_natural_keys.sql): its transaction id, else its upload and row; a rejection's
+    upload and row, an unreadable record's place in Kafka."""
     upload = str(uuid.uuid4())
     await create_upload(conn, upload, 4)
-    first = sale(upload, 1, "Halal A", "2.00", 1)
+    first = sale(upload, 1, "Halal A", "2.00", 1, txn=txn)
+    stored_rejections = [
+        rejection_row(decode_rejected(encode(rejection(upload, 4, "required")))),
+        rejection_row(unreadable("sales.raw/0/7", "not JSON", NOW)),
+    ]
     batches = [
-        ([first], [rejection(upload, 4, "required")]),
+        ([first], stored_rejections),
         (
             [sale(upload, 2, "Halal A", "3.00", 2), first, sale(upload, 3, "Halal B", "1.00", 1)],
-            [rejection(upload, 4, "required")],
+            stored_rejections,
         ),
     ]
     pool = await create_pool(postgres_settings, init=init_connection)
@@ -268,13 +276,12 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
             async with repo.transaction() as tx:
                 # The rows the loop copies: each record through the hot-path decoder.
                 sale_rows = [sale_row(decode_validated(encode(s))) for s in sales]
-                rejection_rows = [rejection_row(decode_rejected(encode(r))) for r in rejections]
                 sales_in, reused = await repo.store_sales(tx, sale_rows)
-                stored.append((sales_in, reused, await repo.store_rejections(tx, rejection_rows)))
+                stored.append((sales_in, reused, await repo.store_rejections(tx, rejections)))
     finally:
         await close_pool(pool)
 
-    assert stored == [(1, [], 1), (2, [], 0)]
+    assert stored == [(1, [], 2), (2, [], 0)]
     assert await conn.fetchval("SELECT count(*) FROM sales") == 3
     assert pairs(await conn.fetch("SELECT product, total_amount FROM product_totals")) == {
         "Halal A": Decimal("8.00"),
@@ -285,9 +292,10 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
     assert status is not None
     assert (status["status"], status["valid_count"], status["rejected_count"]) == ("complete", 3, 1)
     assert status["valid_amount"] == Decimal("9.00")
-    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 1
+    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 2
     assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
-        "required": 1
+        "required": 1,
+        "unreadable": 1,
     }
 
 

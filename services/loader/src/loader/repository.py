@@ -60,7 +60,9 @@ class _Merge(NamedTuple):
 def _merge_statement(template: str) -> _Merge:
     return _Merge(
         template.format(conflict=""),
-        template.format(conflict="ON CONFLICT (event_id) DO NOTHING"),
+        # No arbiter named: a stored row conflicts on whichever natural key its event_id
+        # hashes (0009_natural_keys.sql).
+        template.format(conflict="ON CONFLICT DO NOTHING"),
     )
 
 
@@ -161,13 +163,13 @@ SELECT EXISTS (SELECT FROM erased_customers)
 """  # noqa: S608 - identifiers are module constants
 
 
-# A staged sale whose event_id is already stored for a *different* row reuses a business
-# transaction_id: it is not a replay, so it must end up in rejections, not vanish.
+# A staged sale whose transaction_id is already stored for a *different* row reuses a
+# business transaction_id: it is not a replay, so it must end up in rejections, not vanish.
 _REUSED_TRANSACTION_IDS = """
 SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price,
        s.quantity, s.customer_hash, s.pii_key_id, s.sale_date,
        t.upload_id AS first_upload_id, t.row_number AS first_row_number
-FROM sales_stage s JOIN sales t USING (event_id)
+FROM sales_stage s JOIN sales t USING (transaction_id)
 WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
 """
 
