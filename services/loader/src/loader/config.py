@@ -13,7 +13,8 @@ class LoaderSettings(ServiceSettings):
     service_name: str = _SERVICE.name
     port: int = _SERVICE.port
     group_id: str = "loader"
-    max_batch_records: int = 5000
+    # Measured: 10,000 against 5,000 in docs/BENCHMARKS.md, "The loader's batch cap".
+    max_batch_records: int = 10_000
     fetch_timeout_ms: int = 200
     migrate_on_start: bool = True
     # How often the per-day totals' deltas are folded (loader/folding.py): the deltas a reader
