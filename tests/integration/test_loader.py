@@ -257,10 +257,19 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
     upload = str(uuid.uuid4())
     await create_upload(conn, upload, 4)
     first = sale(upload, 1, "Halal A", "2.00", 1, txn=txn)
+    # No producer of ours writes a rejection with an upload but no row number; one is kept
+    # (not refused by a constraint) and found again by its event_id.
+    rowless = RejectedSale(
+        event_id="rowless-1",
+        upload_id=str(uuid.uuid4()),
+        fields={"product": "X"},
+        violations=[Violation(field="record", rule="unreadable", message="no row")],
+        rejected_at=NOW,
+    )
     stored_rejections = [
-        rejection_row(decode_rejected(encode(rejection(upload, 4, "required")))),
-        rejection_row(unreadable("sales.raw/0/7", "not JSON", NOW)),
-    ]
+        rejection_row(decode_rejected(encode(r)))
+        for r in (rejection(upload, 4, "required"), rowless)
+    ] + [rejection_row(unreadable("sales.raw/0/7", "not JSON", NOW))]
     batches = [
         ([first], stored_rejections),
         (
@@ -281,7 +290,7 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
     finally:
         await close_pool(pool)
 
-    assert stored == [(1, [], 2), (2, [], 0)]
+    assert stored == [(1, [], 3), (2, [], 0)]
     assert await conn.fetchval("SELECT count(*) FROM sales") == 3
     assert pairs(await conn.fetch("SELECT product, total_amount FROM product_totals")) == {
         "Halal A": Decimal("8.00"),
@@ -292,10 +301,10 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
     assert status is not None
     assert (status["status"], status["valid_count"], status["rejected_count"]) == ("complete", 3, 1)
     assert status["valid_amount"] == Decimal("9.00")
-    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 2
+    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 3
     assert pairs(await conn.fetch("SELECT rule, count FROM rejection_rule_counts")) == {
         "required": 1,
-        "unreadable": 1,
+        "unreadable": 2,
     }
 
 

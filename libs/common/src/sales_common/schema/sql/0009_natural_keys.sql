@@ -22,13 +22,13 @@ CREATE UNIQUE INDEX sales_transaction_once ON sales (transaction_id)
 CREATE UNIQUE INDEX sales_row_once ON sales (upload_id, row_number)
     WHERE transaction_id IS NULL;
 
--- A rejection has an upload and a row number, or neither (an unreadable record, with its
--- source); the first index also serves the dashboard's paging through an upload's rejections.
+-- A rejection of a row has its upload and row number; an unreadable record neither (it has
+-- its source). A record with only one of them (no producer of ours writes one) is kept
+-- unique by its event_id, so no row of sales.rejected is refused by a constraint here. The
+-- first index also serves the dashboard's paging through an upload's rejections.
 ALTER TABLE rejections DROP CONSTRAINT rejections_pkey;
-ALTER TABLE rejections ADD CONSTRAINT rejections_row_or_source
-    CHECK ((upload_id IS NULL) = (row_number IS NULL));
 DROP INDEX rejections_upload_row;
 CREATE UNIQUE INDEX rejections_row_once ON rejections (upload_id, row_number)
     WHERE upload_id IS NOT NULL;
 CREATE UNIQUE INDEX rejections_source_once ON rejections (event_id)
-    WHERE upload_id IS NULL;
+    WHERE upload_id IS NULL OR row_number IS NULL;
