@@ -36,14 +36,17 @@ def process_cpu_s_of(stat: Path, children: bool = False) -> float:
 
 
 def jit_compiler_cpu_s(pid: int) -> float:
-    """CPU seconds of a JVM's JIT compiler threads (HotSpot names them "C1 CompilerThread<n>"
-    and "C2 CompilerThread<n>", which /proc cuts to 15 characters)."""
+    """CPU seconds of a JVM's JIT compiler threads alive now (HotSpot names them "C1
+    CompilerThread<n>" and "C2 CompilerThread<n>", which /proc cuts to 15 characters). On
+    more than a few cores HotSpot adds and ends compiler threads as work comes and goes, and
+    an ended thread's time is gone from /proc: there, a difference of two readings can miss
+    some; on 2 cores it runs one of each for the JVM's life."""
     used = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             if "CompilerThre" in (task / "comm").read_text():
                 used += process_cpu_s_of(task / "stat")
-        except FileNotFoundError:  # the thread ended meanwhile
+        except OSError:  # the thread ended meanwhile
             continue
     return used
 

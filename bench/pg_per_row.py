@@ -664,7 +664,9 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--upload-rows", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5000, help="records per batch (loader: 5000)")
+    parser.add_argument(
+        "--batch", type=int, default=5000, help="records per batch (the loader's cap: 10000)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--variant",

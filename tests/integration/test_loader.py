@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -224,14 +225,20 @@ async def test_an_express_copy_is_skipped_and_its_twin_stored_once(
     }
 
 
+# Random, so it does not compress into a B-tree entry (2,704 bytes at most): longer than any
+# index of a transaction id can hold, and within ingest's 4,096 characters a field.
+LONG_TXN = secrets.token_urlsafe(2400)
+
+
+@pytest.mark.parametrize("txn", ["T-9", LONG_TXN], ids=["short", "longer-than-an-index-entry"])
 async def test_reused_transaction_id_is_rejected_not_lost(
-    settings: LoaderSettings, conn: asyncpg.Connection
+    settings: LoaderSettings, conn: asyncpg.Connection, txn: str
 ) -> None:
     upload = str(uuid.uuid4())
     await create_upload(conn, upload, 2)
     twins = [
-        sale(upload, 1, "Halal A", "1.00", 1, txn="T-9"),
-        sale(upload, 2, "Halal B", "2.00", 1, txn="T-9"),
+        sale(upload, 1, "Halal A", "1.00", 1, txn=txn),
+        sale(upload, 2, "Halal B", "2.00", 1, txn=txn),
     ]
     await produce(
         settings.kafka,
@@ -245,7 +252,9 @@ async def test_reused_transaction_id_is_rejected_not_lost(
     assert '"rule": "duplicate"' in violations
 
 
-@pytest.mark.parametrize("txn", [None, "T-1"], ids=["row-keyed", "transaction-keyed"])
+@pytest.mark.parametrize(
+    "txn", [None, "T-1", LONG_TXN], ids=["row-keyed", "transaction-keyed", "long-transaction"]
+)
 async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
     postgres_settings: PostgresSettings, conn: asyncpg.Connection, txn: str | None
 ) -> None:

@@ -282,21 +282,33 @@ def _terminate_busy_loader_backends(pipeline: RunningPipeline) -> int:
 def test_terminate_loader_statements_during_load(
     pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Three files of 200,000 rows, looked at every 1-20 ms: one file, looked at every
-    10-100 ms, no longer lasted for ten cuts once the loader's statements got short (a
-    straight COPY into sales: 8 cuts in one CI run, then 9 over three files)."""
-    files = [big_csv] + [generate.write(tmp_path / f"more-{n}.csv", 200_000, 0.1, seed=n)
-                         for n in (12, 13)]  # fmt: skip
-    uploads = [start_and_upload(pipeline, big_csv)]
-    for path in files[1:]:
+    """Files of 200,000 rows, looked at every 1-20 ms until ten statements were cut: three at
+    first, then one more whenever the load is done before that (the loader's statements
+    keep getting shorter: a straight COPY into sales lasted 8-9 cuts over three files, its
+    10,000-record batches 4)."""
+    files: list[Path] = []
+    uploads: list[str] = []
+
+    def load(path: Path) -> None:
         response = upload(pipeline, path)
         assert response.status_code == 202, response.text
+        files.append(path)
         uploads.append(str(response.json()["upload_id"]))
+
+    def another(seed: int) -> Path:
+        return generate.write(tmp_path / f"more-{seed}.csv", 200_000, 0.1, seed=seed)
+
+    first = [big_csv, another(12), another(13)]
+    pipeline.start_all()
+    for path in first:
+        load(path)
     hits = 0
-    while hits < 10 and any(status(pipeline, u) != "complete" for u in uploads):
+    while hits < 10:
+        if all(status(pipeline, u) == "complete" for u in uploads):
+            assert len(files) < 10, f"ten files loaded with {hits} statements cut"
+            load(another(len(files) + 11))
         hits += _terminate_busy_loader_backends(pipeline)
         time.sleep(rng.uniform(0.001, 0.02))  # a random moment, not a synchronisation
-    assert hits >= 10, f"the load finished after {hits} statements were cut"
     wait_until(lambda: ready(pipeline.url("loader")), 30, "loader ready after the cuts")
     recovery = wait_complete(pipeline, uploads)
     verify_and_record(

@@ -61,7 +61,8 @@ def _merge_statement(template: str) -> _Merge:
     return _Merge(
         template.format(conflict=""),
         # No arbiter named: a stored row conflicts on whichever natural key its event_id
-        # hashes (0009_natural_keys.sql).
+        # hashes (0009_natural_keys.sql). Every unique index of the two tables is one of
+        # those keys; a unique index added for another reason would make rows skipped here.
         template.format(conflict="ON CONFLICT DO NOTHING"),
     )
 
@@ -165,13 +166,25 @@ SELECT EXISTS (SELECT FROM erased_customers)
 
 # A staged sale whose transaction_id is already stored for a *different* row reuses a
 # business transaction_id: it is not a replay, so it must end up in rejections, not vanish.
-_REUSED_TRANSACTION_IDS = """
+# Stored ids are found through their unique indexes (0009_natural_keys.sql): an id of up to
+# _LONG_TRANSACTION_ID bytes by itself, a longer one by its event_id, the hash of it (each
+# condition on `t` is its index's predicate, so the index serves the join).
+_LONG_TRANSACTION_ID = 1024
+_REUSED_TRANSACTION_IDS = f"""
 SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price,
        s.quantity, s.customer_hash, s.pii_key_id, s.sale_date,
        t.upload_id AS first_upload_id, t.row_number AS first_row_number
-FROM sales_stage s JOIN sales t USING (transaction_id)
+FROM sales_stage s JOIN sales t ON t.transaction_id = s.transaction_id
+    AND octet_length(t.transaction_id) <= {_LONG_TRANSACTION_ID}
 WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
-"""
+UNION ALL
+SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price,
+       s.quantity, s.customer_hash, s.pii_key_id, s.sale_date,
+       t.upload_id, t.row_number
+FROM sales_stage s JOIN sales t ON t.event_id = s.event_id
+    AND octet_length(t.transaction_id) > {_LONG_TRANSACTION_ID}
+WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
+"""  # noqa: S608 - a module constant
 
 _MERGE_REJECTIONS = _merge_statement(f"""
 WITH ins AS (
@@ -285,7 +298,7 @@ async def _merge(conn: Connection, merge: _Merge) -> int:
     """Run a merge; the number of rows it inserted.
 
     Nearly every batch holds only new events, so it is first inserted with a plain INSERT:
-    ON CONFLICT searches the primary key for each row before inserting it, which was a
+    ON CONFLICT searches the unique indexes for each row before inserting it, which was a
     quarter of PostgreSQL's CPU time per row (bench/pg_per_row.py). If an event is stored
     already (a redelivered batch, an express-lane row read again from its main topic, a
     zombie loader's commit) the INSERT fails, and the savepoint undoes it with the aggregate

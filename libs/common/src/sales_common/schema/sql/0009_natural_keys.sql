@@ -17,8 +17,13 @@
 ALTER TABLE sales DROP CONSTRAINT sales_pkey;
 -- Only equality is asked of transaction_id: compared byte by byte, as event_id was (0004).
 ALTER TABLE sales ALTER COLUMN transaction_id TYPE text COLLATE "C";
+-- A B-tree entry holds at most 2,704 bytes and ingest lets a field have 4,096 characters: a
+-- longer transaction id (an unlikely one, which this must still store) is kept unique by its
+-- event_id, the hash of it. 1024 is also the loader's _LONG_TRANSACTION_ID.
 CREATE UNIQUE INDEX sales_transaction_once ON sales (transaction_id)
-    WHERE transaction_id IS NOT NULL;
+    WHERE octet_length(transaction_id) <= 1024;
+CREATE UNIQUE INDEX sales_long_transaction_once ON sales (event_id)
+    WHERE octet_length(transaction_id) > 1024;
 CREATE UNIQUE INDEX sales_row_once ON sales (upload_id, row_number)
     WHERE transaction_id IS NULL;
 
