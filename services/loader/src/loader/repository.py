@@ -170,21 +170,21 @@ SELECT EXISTS (SELECT FROM erased_customers)
 # _LONG_TRANSACTION_ID bytes by itself, a longer one by its event_id, the hash of it (each
 # condition on `t` is its index's predicate, so the index serves the join).
 _LONG_TRANSACTION_ID = 1024
-_REUSED_TRANSACTION_IDS = f"""
+_REUSED_THROUGH = """
 SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price,
        s.quantity, s.customer_hash, s.pii_key_id, s.sale_date,
        t.upload_id AS first_upload_id, t.row_number AS first_row_number
-FROM sales_stage s JOIN sales t ON t.transaction_id = s.transaction_id
-    AND octet_length(t.transaction_id) <= {_LONG_TRANSACTION_ID}
+FROM sales_stage s JOIN sales t ON {join}
 WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
-UNION ALL
-SELECT s.upload_id, s.row_number, s.transaction_id, s.product, s.price,
-       s.quantity, s.customer_hash, s.pii_key_id, s.sale_date,
-       t.upload_id, t.row_number
-FROM sales_stage s JOIN sales t ON t.event_id = s.event_id
-    AND octet_length(t.transaction_id) > {_LONG_TRANSACTION_ID}
-WHERE (t.upload_id, t.row_number) <> (s.upload_id, s.row_number)
-"""  # noqa: S608 - a module constant
+"""
+_REUSED_TRANSACTION_IDS = "UNION ALL".join(
+    _REUSED_THROUGH.format(join=join)
+    for join in (
+        "t.transaction_id = s.transaction_id"
+        f" AND octet_length(t.transaction_id) <= {_LONG_TRANSACTION_ID}",
+        f"t.event_id = s.event_id AND octet_length(t.transaction_id) > {_LONG_TRANSACTION_ID}",
+    )
+)
 
 _MERGE_REJECTIONS = _merge_statement(f"""
 WITH ins AS (
