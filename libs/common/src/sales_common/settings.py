@@ -88,6 +88,11 @@ class KafkaSettings(BaseModel):
     # is not answered when a transaction commits, only when this runs out: librdkafka's
     # 500 ms default put up to 0.5 s on each of a small upload's two hops.
     consumer_fetch_wait_ms: int = 50
+    # How long a consumer whose queue is full (consumer_queue_kbytes, or librdkafka's
+    # queued.min.messages) waits before it fetches again. librdkafka's 1 s outlasted the
+    # drain of the queue: a loader catching up idled half of every second
+    # (docs/BENCHMARKS.md, "The consumers' fetch backoff").
+    consumer_fetch_queue_backoff_ms: int = 100
     statistics_interval_ms: int = 1_000
     # A consumer whose group join has not settled for this long while its coordinator
     # answers is replaced by a new one (sales_common.consume.GroupWatch): after a Kafka
@@ -165,6 +170,7 @@ class KafkaSettings(BaseModel):
             "heartbeat.interval.ms": self.heartbeat_interval_ms,
             "queued.max.messages.kbytes": self.consumer_queue_kbytes,
             "fetch.wait.max.ms": self.consumer_fetch_wait_ms,
+            "fetch.queue.backoff.ms": self.consumer_fetch_queue_backoff_ms,
             "statistics.interval.ms": self.statistics_interval_ms,
         }
 
