@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import uuid
@@ -12,14 +13,19 @@ from functools import partial
 
 import asyncpg
 import pytest
+from confluent_kafka import Consumer, Message
 from loader.config import LoaderSettings
+from loader.consumer import LoaderHandler
 from loader.main import create_app
+from loader.metrics import LoaderMetrics
 from loader.repository import (
     LoaderRepository,
+    RejectionRow,
     init_connection,
     rejection_row,
     sale_row,
 )
+from prometheus_client import CollectorRegistry
 from sales_common.codec import decode_rejected, decode_validated
 from sales_common.db import Connection, close_pool, create_pool, register_json_codecs
 from sales_common.events import (
@@ -459,3 +465,85 @@ async def test_the_loaders_totals_move_every_aggregate_as_the_sql_sums_do(
     assert moved[0] == moved[1]
     assert len(moved[0][1]) > 100  # many days and products
     assert [count for _, count, _ in moved[0][2]] == [200, 200]
+
+
+class PausingRepository(LoaderRepository):
+    """Holds its batch's transaction after the sales, before the rejections, until told."""
+
+    def __init__(self, pool: asyncpg.Pool, group_id: str) -> None:
+        super().__init__(pool, group_id)
+        self.between = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def store_rejections(self, conn: Connection, rejections: list[RejectionRow]) -> int:
+        self.between.set()
+        await self.go_on.wait()
+        return await super().store_rejections(conn, rejections)
+
+
+async def test_two_loaders_batches_of_the_same_uploads_do_not_deadlock(
+    settings: LoaderSettings, postgres_settings: PostgresSettings, conn: asyncpg.Connection
+) -> None:
+    """Two loaders' batches, each with a sale of one upload and a rejection of the other (the
+    main lane's batches of uploads sent together): the second must wait for the first's
+    transaction as a whole, not take one upload's row and then wait for the other's while the
+    first waits for a row the second took (PostgreSQL then aborts one after deadlock_timeout,
+    and its batch is retried a second later)."""
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    for upload in (first, second):
+        await create_upload(conn, upload, 2)
+    validated, rejected = settings.kafka.topics.validated, settings.kafka.topics.rejected
+
+    def batch(sold: str, refused: str, offset: int, product: str) -> list[Message]:
+        return [
+            Message(
+                topic=validated,
+                partition=offset,
+                offset=0,
+                value=encode(sale(sold, 1, product, "2.00", 1)),
+            ),
+            Message(
+                topic=rejected,
+                partition=offset,
+                offset=0,
+                value=encode(rejection(refused, 2, "prefix")),
+            ),
+        ]
+
+    pool = await create_pool(postgres_settings, init=init_connection)
+    consumer = Consumer(settings.kafka.consumer_config(settings.group_id))  # commits for lag only
+    pausing = PausingRepository(pool, settings.group_id)
+    metrics = [LoaderMetrics(CollectorRegistry()) for _ in range(2)]
+    loaders = [
+        LoaderHandler(settings, repository, lane_metrics, express=False)
+        for repository, lane_metrics in zip(
+            (pausing, LoaderRepository(pool, settings.group_id)), metrics, strict=True
+        )
+    ]
+    try:
+        held = asyncio.create_task(loaders[0].handle(batch(second, first, 0, "Halal A"), consumer))
+        await pausing.between.wait()
+        waiting = asyncio.create_task(
+            loaders[1].handle(batch(first, second, 1, "Halal B"), consumer)
+        )
+        await eventually(
+            lambda: conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ),
+            lambda n: n == 1,
+            what="the second loader waiting for the first",
+        )
+        pausing.go_on.set()
+        await asyncio.gather(held, waiting)
+    finally:
+        consumer.close()
+        await close_pool(pool)
+
+    assert [m.retries._value.get() for m in metrics] == [0, 0]  # no deadlock undid either
+    counts = await conn.fetch(
+        "SELECT status, valid_count, rejected_count FROM uploads WHERE upload_id = ANY($1)",
+        [uuid.UUID(first), uuid.UUID(second)],
+    )
+    assert [tuple(row) for row in counts] == [("complete", 1, 1)] * 2
+    assert await conn.fetchval("SELECT rejected_rows FROM rejection_totals") == 2

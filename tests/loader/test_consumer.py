@@ -76,6 +76,8 @@ def test_the_main_lane_skips_express_copies_and_stores_the_rest() -> None:
     assert [(row[1], row[2]) for row in sales_of(batch)] == [(big, 1), (big, 2)]
     assert [row[6] for row in batch.rejections] == [f"{TOPICS.rejected}/0/2"]
     assert batch.offsets == {(TOPICS.validated, 0): 4, (TOPICS.rejected, 0): 3}
+    # The counters it moves, locked first: not those of the skipped copies' upload.
+    assert batch.uploads == {big}
 
 
 def test_copies_in_either_path_are_skipped_and_the_rest_staged_in_kafkas_order() -> None:

@@ -50,6 +50,7 @@ class Batch(NamedTuple):
     sales: list[SaleRow]  # sales in a form only the Python decoder reads
     rejections: list[RejectionRow]
     offsets: dict[Position, int]
+    uploads: set[str]  # the uploads whose counters the batch moves
 
     @property
     def sale_count(self) -> int:
@@ -108,6 +109,7 @@ class LoaderHandler:
         sales: list[SaleRow] = []
         rejections: list[RejectionRow] = []
         offsets: dict[Position, int] = {}
+        uploads: set[str] = set()
         sales_topics, skip_copies, bulk = self._sales_topics, self._skip_copies, self._bulk
         main_uploads = self._main_uploads
         if len(main_uploads) > _MAIN_UPLOADS_KEPT:
@@ -139,6 +141,7 @@ class LoaderHandler:
                         main_uploads.add(upload)
                     if row is not None:
                         sales.append(row)
+                    uploads.add(upload)
                 else:
                     rejection = decode_rejected(record.value() or b"")
                     upload = rejection.upload_id
@@ -148,13 +151,15 @@ class LoaderHandler:
                         if upload is not None:  # an unreadable record's: not one upload's
                             main_uploads.add(upload)
                     rejections.append(rejection_row(rejection))
+                    if upload is not None:
+                        uploads.add(upload)
             except (ValidationError, ValueError) as exc:
                 if skip_copies and EXPRESS_COPY in (record.headers() or ()):
                     continue
                 rejections.append(
                     rejection_row(unreadable(source_of(record), f"not a valid record: {exc}", now))
                 )
-        return Batch(copied, sales, rejections, offsets)
+        return Batch(copied, sales, rejections, offsets, uploads)
 
     async def handle(self, records: list[Message], consumer: Consumer) -> None:
         started = time.monotonic()
@@ -164,6 +169,7 @@ class LoaderHandler:
 
         async def attempt() -> tuple[int, int]:
             async with self._repo.transaction() as conn:
+                await self._repo.lock_uploads(conn, batch.uploads)
                 sales_in, reused = await self._repo.store_sales(conn, batch.sales, batch.copied)
                 extra = [rejection_row(duplicate_transaction_id(r, now)) for r in reused]
                 rejections_in = await self._repo.store_rejections(conn, rejections + extra)

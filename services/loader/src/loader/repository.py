@@ -4,7 +4,7 @@ rows, the aggregates they move, the upload counters and the consumed Kafka offse
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
@@ -87,7 +87,7 @@ def _staged(columns: tuple[str, ...], expressions: dict[str, str]) -> str:
 
 # Insert new sales only, then move every aggregate by exactly the rows inserted. A sale's day is
 # its own date, else the day it was validated in UTC (not the session's time zone). The
-# aggregate rows are locked in key order: the loader's two lanes never deadlock. The per-day
+# aggregate rows are locked in key order, after the uploads' (_LOCK_UPLOADS). The per-day
 # totals are appended as deltas, folded by `fold_daily_totals` (0008_daily_product_deltas.sql).
 _INSERT_SALES = f"""
 INSERT INTO sales ({", ".join(_SALES_COLUMNS)})
@@ -211,6 +211,17 @@ WITH ins AS (
 )
 SELECT count(*)::int FROM ins
 """)  # noqa: S608 - identifiers are module constants
+
+# A batch's transaction moves counters on three kinds of shared rows: its uploads', then the
+# product totals (with its sales), then the rejection totals (with its rejections). Each
+# statement takes its rows in key order, but two loaders' batches of the same uploads (the main
+# lane's of uploads sent together, or of one big upload) took their uploads' rows in two
+# statements and in the order of a join, and PostgreSQL found deadlocks (a batch undone and
+# retried after deadlock_timeout, 1 s). So the uploads' rows are taken first, all of them, in
+# key order: every batch's transaction then locks in one order.
+_LOCK_UPLOADS = """
+SELECT FROM uploads WHERE upload_id = ANY($1::uuid[]) ORDER BY upload_id FOR NO KEY UPDATE
+"""
 
 _SAVE_OFFSETS = """
 INSERT INTO consumer_offsets AS t (group_id, topic, partition, next_offset)
@@ -444,6 +455,11 @@ class LoaderRepository:
             "rejections_stage", records=rejections, columns=_REJECTION_COLUMNS
         )
         return await _merge(conn, _MERGE_REJECTIONS)
+
+    async def lock_uploads(self, conn: Connection, upload_ids: Collection[str]) -> None:
+        """Lock the uploads' rows, the first shared rows a batch's transaction moves."""
+        if upload_ids:
+            await conn.execute(_LOCK_UPLOADS, sorted(upload_ids))
 
     async def save_offsets(self, conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
         topics, partitions, next_offsets = zip(
