@@ -38,7 +38,7 @@ import sys
 import time
 import types
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -84,6 +84,7 @@ class Batch:
     sales: list[bytes]
     rejections: list[bytes]
     offsets: dict[tuple[str, int], int]
+    uploads: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -131,6 +132,8 @@ def batches(records: list[ValidatedSaleStruct | RejectedSaleStruct], size: int) 
             next_offset[tp] = next_offset.get(tp, 0) + 1
             batch.offsets[tp] = next_offset[tp]
             (batch.sales if is_sale else batch.rejections).append(encode_struct(record))
+            if record.upload_id is not None:
+                batch.uploads.add(record.upload_id)
         out.append(batch)
     return out
 
@@ -325,6 +328,13 @@ class MeteredConnection:
         return await self._statement("execute", sql, args)
 
 
+def open_transaction(repo: Any, uploads: set[str]) -> Any:
+    """The repository's batch transaction: from 39b331a on it locks the batch's uploads."""
+    if "uploads" in inspect.signature(repo.transaction).parameters:
+        return repo.transaction(uploads)
+    return repo.transaction()
+
+
 async def store(v: Variant, repo: Any, batch: Batch, meter: Meter) -> tuple[int, int]:
     """One batch as `LoaderLoop._store` stores it. Besides each statement: BEGIN + setup,
     COMMIT, and the rest of the transaction (savepoints; for wall time, the loader's Python
@@ -333,7 +343,7 @@ async def store(v: Variant, repo: Any, batch: Batch, meter: Meter) -> tuple[int,
     sales, rejections = v.sales(batch.sales), v.rejections(batch.rejections)
     cpu0, wall0 = backend_cpu_ns(pid), time.perf_counter_ns()
     counted = sum(meter.cpu_ns.values()), sum(meter.wall_ns.values())
-    transaction = cast(Callable[[], Any], repo.transaction)()
+    transaction = open_transaction(repo, batch.uploads)
     raw = await transaction.__aenter__()
     meter.add("begin + staging tables", backend_cpu_ns(pid) - cpu0, time.perf_counter_ns() - wall0)
     conn = cast(Connection, MeteredConnection(raw, meter))
@@ -476,7 +486,7 @@ async def merge_cpu_ns(repo: Any, sales: tuple[Any, ...], load: Workload, pid: i
     """Backend CPU of store_sales for `sales`, in a transaction rolled back."""
     cpu = 0
     with contextlib.suppress(_Rollback):
-        async with repo.transaction() as conn:
+        async with open_transaction(repo, {load.probe_upload}) as conn:
             await conn.execute(
                 "INSERT INTO uploads (upload_id, filename, status, rows_total)"
                 " VALUES ($1, 'probe.csv', 'processing', $2)",

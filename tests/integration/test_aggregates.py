@@ -56,7 +56,7 @@ async def pool(postgres_settings: PostgresSettings) -> AsyncIterator[Pool]:
 
 async def store(repo: LoaderRepository, sales: list[ValidatedSale]) -> int:
     """One batch, as the loader's loop stores it."""
-    async with repo.transaction() as conn:
+    async with repo.transaction({s.upload_id for s in sales}) as conn:
         inserted, _ = await repo.store_sales(
             conn, [sale_row(decode_validated(encode(s))) for s in sales]
         )
@@ -223,7 +223,7 @@ async def test_a_fold_never_waits_for_a_batch_in_flight(pool: Pool) -> None:
     repo = LoaderRepository(pool, "loader")
     upload = str(uuid.uuid4())
     await store(repo, [sale(upload, 1, "Halal A", "1.00", 1, date(2026, 3, 1))])
-    async with repo.transaction() as in_flight:
+    async with repo.transaction({upload}) as in_flight:
         await repo.store_sales(
             in_flight,
             [sale_row(decode_validated(encode(sale(upload, 2, "Halal B", "2.00", 1, None))))],

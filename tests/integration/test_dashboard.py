@@ -230,7 +230,7 @@ async def load(pool: Pool, batches: int, size: int = 200) -> None:
     repo = LoaderRepository(pool, "loader")
     upload = str(uuid.uuid4())
     for b in range(batches):
-        async with repo.transaction() as tx:
+        async with repo.transaction({upload}) as tx:
             await repo.store_sales(tx, sales(upload, b * size + 1, size))
 
 

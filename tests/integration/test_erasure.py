@@ -139,7 +139,7 @@ async def store(
         len(sales) + len(rejections),
     )
     repo = LoaderRepository(pool, "loader")
-    async with repo.transaction() as tx:
+    async with repo.transaction({upload}) as tx:
         await (repo.store_sales(tx, [], copied(sales)) if native else repo.store_sales(tx, sales))
         await repo.store_rejections(tx, rejections)
 
@@ -393,7 +393,7 @@ async def test_rows_stored_after_the_erasure_arrive_anonymised(
     other = str(uuid.uuid4())
     repo = LoaderRepository(pool, "loader")
     reused = [(s[0], other, 100 + i, *s[3:]) for i, s in enumerate(late_sales)]
-    async with repo.transaction() as tx:
+    async with repo.transaction({other}) as tx:
         inserted, duplicates = await (
             repo.store_sales(tx, [], copied(reused)) if native else repo.store_sales(tx, reused)
         )
@@ -457,7 +457,7 @@ async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
     repo = LoaderRepository(pool, "loader")
     async with pool.acquire() as eraser:
         eraser_pid = eraser.get_server_pid()
-        async with repo.transaction() as tx:
+        async with repo.transaction({upload}) as tx:
             rows = [
                 sale(upload, n, "Halal Tea", [ERASED, KEPT][n % 2], current) for n in range(1, 7)
             ]
@@ -477,6 +477,44 @@ async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
     status = await pool.fetchrow("SELECT status, erased_count FROM uploads")
     assert status is not None
     assert tuple(status) == ("complete", 3)
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])
+async def test_an_erasure_waits_for_a_load_that_has_begun_and_holds_its_upload(
+    settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings, native: bool
+) -> None:
+    """A loader transaction that has begun (its upload's row locked) but stored nothing yet,
+    and an erasure that deletes her rows stored earlier in that upload: the erasure waits for
+    the whole load. Were the loader's table lock taken after the upload's row, the erasure
+    would take the table, wait for the row, and the load for the table: a deadlock."""
+    current = CustomerHasher(pii_settings)
+    hashes = every_hash(settings, ERASED)
+    upload = str(uuid.uuid4())
+    rows = [sale(upload, n, "Halal Tea", [ERASED, KEPT][n % 2], current) for n in range(1, 9)]
+    await store(pool, upload, rows[:4], [], native=native)  # rows_total 4: complete
+    await pool.execute("UPDATE uploads SET rows_total = 8, status = 'processing'")
+    repo = LoaderRepository(pool, "loader")
+    async with pool.acquire() as eraser:
+        eraser_pid = eraser.get_server_pid()
+        async with repo.transaction({upload}) as tx:
+            erasure = asyncio.create_task(
+                eraser.fetchrow("SELECT * FROM erase_customer($1, 'delete', 'test')", hashes)
+            )
+            await eventually(
+                lambda: _waiting_for_a_lock(pool, eraser_pid), bool, 10, "the erasure to wait"
+            )
+            later = rows[4:]
+            await (
+                repo.store_sales(tx, [], copied(later)) if native else repo.store_sales(tx, later)
+            )
+        result = await asyncio.wait_for(erasure, 30)
+    assert result is not None
+    assert (result["sales_rows"], result["rejection_rows"]) == (4, 0)
+    assert await rows_with(pool, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
+    assert await totals_differences(pool) == {}
+    status = await pool.fetchrow("SELECT status, valid_count, erased_count FROM uploads")
+    assert status is not None
+    assert tuple(status) == ("complete", 4, 4)
 
 
 @pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])

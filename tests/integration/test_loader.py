@@ -297,7 +297,7 @@ async def test_a_batch_holding_a_stored_event_stores_the_rest_once(
         repo = LoaderRepository(pool, "loader")
         stored = []
         for sales, rejections in batches:
-            async with repo.transaction() as tx:
+            async with repo.transaction({upload}) as tx:
                 # The rows the loop copies: each record through the hot-path decoder.
                 sale_rows = [sale_row(decode_validated(encode(s))) for s in sales]
                 sales_in, reused = await repo.store_sales(tx, sale_rows)
@@ -390,7 +390,7 @@ async def test_the_native_copy_stages_what_the_python_path_stages(
     try:
         repo = LoaderRepository(pool, "loader")
         for native, rows in ((copied, left), (None, python_rows)):
-            async with repo.transaction() as tx:
+            async with repo.transaction(set()) as tx:  # staged only
                 assert await repo.stage_sales(tx, rows, native) == len(records)
                 found = await tx.fetch(
                     "SELECT *, sale_date::text, validated_at::text FROM sales_stage ORDER BY 1"
@@ -451,7 +451,7 @@ async def test_the_loaders_totals_move_every_aggregate_as_the_sql_sums_do(
             assert copied.totals() is not None
             stored = ([], copied) if native else (python_rows, None)
             with contextlib.suppress(_RolledBack):
-                async with repo.transaction() as tx:
+                async with repo.transaction(uploads) as tx:
                     assert await repo.store_sales(tx, *stored) == (len(records), [])
                     assert await tx.fetchval(STAGED) == (0 if native else len(records))
                     moved.append([[tuple(r) for r in await tx.fetch(q)] for q in AGGREGATES])
@@ -522,7 +522,7 @@ async def test_two_loaders_batches_of_the_same_uploads_do_not_deadlock(
     ]
     try:
         held = asyncio.create_task(loaders[0].handle(batch(second, first, 0, "Halal A"), consumer))
-        await pausing.between.wait()
+        await asyncio.wait_for(pausing.between.wait(), 30)
         waiting = asyncio.create_task(
             loaders[1].handle(batch(first, second, 1, "Halal B"), consumer)
         )
@@ -535,7 +535,7 @@ async def test_two_loaders_batches_of_the_same_uploads_do_not_deadlock(
             what="the second loader waiting for the first",
         )
         pausing.go_on.set()
-        await asyncio.gather(held, waiting)
+        await asyncio.wait_for(asyncio.gather(held, waiting), 30)
     finally:
         consumer.close()
         await close_pool(pool)

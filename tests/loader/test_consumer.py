@@ -14,7 +14,13 @@ from loader.metrics import LoaderMetrics
 from loader.repository import LoaderRepository
 from prometheus_client import CollectorRegistry
 from sales_common.codec import encode_struct
-from sales_common.events import encode, record_headers
+from sales_common.events import (
+    RejectedSale,
+    Violation,
+    encode,
+    event_id_for,
+    record_headers,
+)
 from sales_common.rejections import unreadable
 
 from tests.helpers import copied_sales, validated_sale
@@ -42,6 +48,19 @@ def record(topic: str, offset: int, value: bytes, copy: bool = False) -> Message
 
 def sale(upload: str, row: int) -> bytes:
     return encode(validated_sale(upload, row, "Halal A", "1.00", 1))
+
+
+def rejected_record(upload: str, row: int) -> bytes:
+    return encode(
+        RejectedSale(
+            event_id=event_id_for(upload, row, None),
+            upload_id=upload,
+            row_number=row,
+            fields={"product": "X"},
+            violations=[Violation(field="product", rule="prefix", message="bad")],
+            rejected_at=NOW,
+        )
+    )
 
 
 def odd_sale(upload: str, row: int) -> bytes:
@@ -134,3 +153,23 @@ def test_the_express_lane_stores_every_record() -> None:
         record(TOPICS.validated_priority, 1, sale(upload, 2), copy=True),
     ]
     assert stored_rows(handler(express=True), records) == [(upload, 1), (upload, 2)]
+
+
+def test_a_record_whose_upload_id_is_not_a_uuid_is_kept_as_unreadable() -> None:
+    """Its transaction would fail at every retry (the uploads' key is a UUID): the record is
+    kept as an unreadable rejection, its upload's counters never looked for."""
+    good = str(uuid.uuid4())
+    foreign = rejected_record(good, 2).replace(good.encode(), b"upload-7", 1)
+    records = [
+        record(TOPICS.validated, 0, sale(good, 1)),
+        record(TOPICS.validated, 1, sale(good, 3).replace(good.encode(), b"upload-7", 1)),
+        record(TOPICS.rejected, 0, foreign),
+    ]
+    batch = asyncio.run(handler().rows(records, NOW))
+    assert [(row[1], row[2]) for row in sales_of(batch)] == [(good, 1)]
+    assert [(row[1], row[6]) for row in batch.rejections] == [
+        (None, f"{TOPICS.validated}/0/1"),
+        (None, f"{TOPICS.rejected}/0/0"),
+    ]
+    assert all("upload_id is not a UUID" in row[4] for row in batch.rejections)
+    assert batch.uploads == {good}

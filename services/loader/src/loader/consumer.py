@@ -11,6 +11,7 @@ Offsets are committed to Kafka afterwards, only so lag tools can see them.
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -140,6 +141,8 @@ class LoaderHandler:
                             continue
                         main_uploads.add(upload)
                     if row is not None:
+                        if upload not in uploads:
+                            _check_upload_id(upload)
                         sales.append(row)
                     uploads.add(upload)
                 else:
@@ -150,9 +153,10 @@ class LoaderHandler:
                             continue
                         if upload is not None:  # an unreadable record's: not one upload's
                             main_uploads.add(upload)
-                    rejections.append(rejection_row(rejection))
-                    if upload is not None:
+                    if upload is not None and upload not in uploads:
+                        _check_upload_id(upload)
                         uploads.add(upload)
+                    rejections.append(rejection_row(rejection))
             except (ValidationError, ValueError) as exc:
                 if skip_copies and EXPRESS_COPY in (record.headers() or ()):
                     continue
@@ -168,8 +172,7 @@ class LoaderHandler:
         rejections, offsets = batch.rejections, batch.offsets
 
         async def attempt() -> tuple[int, int]:
-            async with self._repo.transaction() as conn:
-                await self._repo.lock_uploads(conn, batch.uploads)
+            async with self._repo.transaction(batch.uploads) as conn:
                 sales_in, reused = await self._repo.store_sales(conn, batch.sales, batch.copied)
                 extra = [rejection_row(duplicate_transaction_id(r, now)) for r in reused]
                 rejections_in = await self._repo.store_rejections(conn, rejections + extra)
@@ -208,6 +211,16 @@ class LoaderHandler:
             )
         except KafkaException as exc:
             log.debug("offset_commit_failed", error=str(exc)[:200])
+
+
+def _check_upload_id(upload: str) -> None:
+    """A record's upload id must be a UUID (the uploads' key): one that is not would fail the
+    batch's transaction at every retry; raised, the record is kept as unreadable. The native
+    path reads only UUIDs."""
+    try:
+        uuid.UUID(upload)
+    except ValueError:
+        raise ValueError(f"upload_id is not a UUID: {upload[:60]!r}") from None
 
 
 def loader_lanes(

@@ -40,9 +40,13 @@ _REJECTION_COLUMNS = (
     "rejected_at",
 )
 
-# The staged columns with their types, nothing more: no loaded_at with its DEFAULT now() and no
-# NOT NULL checks, which COPY evaluated for every staged row and the INSERT does again.
+# A batch's transaction, as it begins: the table locks its rows will take anyway, in the order
+# of erase_customer's (0007_erasures.sql: that lock waits for every loader transaction under
+# way, so none may hold a row lock before it has them), then the staging tables: the staged
+# columns with their types, nothing more (no loaded_at with its DEFAULT now() and no NOT NULL
+# checks, which COPY evaluated for every staged row and the INSERT does again).
 _STAGE = f"""
+LOCK TABLE sales, rejections IN ROW EXCLUSIVE MODE;
 CREATE TEMP TABLE IF NOT EXISTS sales_stage ON COMMIT DELETE ROWS
     AS SELECT {", ".join(_SALES_COLUMNS)} FROM sales WITH NO DATA;
 CREATE TEMP TABLE IF NOT EXISTS rejections_stage ON COMMIT DELETE ROWS
@@ -212,13 +216,14 @@ WITH ins AS (
 SELECT count(*)::int FROM ins
 """)  # noqa: S608 - identifiers are module constants
 
-# A batch's transaction moves counters on three kinds of shared rows: its uploads', then the
-# product totals (with its sales), then the rejection totals (with its rejections). Each
-# statement takes its rows in key order, but two loaders' batches of the same uploads (the main
-# lane's of uploads sent together, or of one big upload) took their uploads' rows in two
-# statements and in the order of a join, and PostgreSQL found deadlocks (a batch undone and
-# retried after deadlock_timeout, 1 s). So the uploads' rows are taken first, all of them, in
-# key order: every batch's transaction then locks in one order.
+# A batch's transaction moves counters on shared rows: its uploads', the product totals (with
+# its sales), the rejection totals (with its rejections), its offsets. Each statement takes its
+# rows in key order, but two loaders' batches of the same uploads (the main lane's of uploads
+# sent together, or of one big upload) took their uploads' rows in two statements and in the
+# order of a join, and PostgreSQL found deadlocks (a batch undone and retried after
+# deadlock_timeout, 1 s). So every batch's transaction locks in one order: the tables (_STAGE),
+# all of its uploads' rows in key order (this), then products, rules, the rejection total and
+# its offsets, each in key order.
 _LOCK_UPLOADS = """
 SELECT FROM uploads WHERE upload_id = ANY($1::uuid[]) ORDER BY upload_id FOR NO KEY UPDATE
 """
@@ -456,26 +461,24 @@ class LoaderRepository:
         )
         return await _merge(conn, _MERGE_REJECTIONS)
 
-    async def lock_uploads(self, conn: Connection, upload_ids: Collection[str]) -> None:
-        """Lock the uploads' rows, the first shared rows a batch's transaction moves."""
-        if upload_ids:
-            await conn.execute(_LOCK_UPLOADS, sorted(upload_ids))
-
     async def save_offsets(self, conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
         topics, partitions, next_offsets = zip(
-            *((t, p, o) for (t, p), o in offsets.items()), strict=True
+            *((t, p, o) for (t, p), o in sorted(offsets.items())), strict=True
         )
         await conn.execute(
             _SAVE_OFFSETS, self._group_id, list(topics), list(partitions), list(next_offsets)
         )
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """One connection, one transaction, staging tables ready.
+    async def transaction(self, uploads: Collection[str]) -> AsyncIterator[Connection]:
+        """One connection, one transaction, staging tables ready, the rows of `uploads` (every
+        upload whose counters the transaction moves) locked.
 
         The connection goes back to the pool whatever fails, including the BEGIN: a
         connection leaked when PostgreSQL restarted made the pool's close wait forever.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_STAGE)
+            if uploads:
+                await conn.execute(_LOCK_UPLOADS, sorted(uploads))
             yield conn
