@@ -267,25 +267,37 @@ def _fetch(pipeline: RunningPipeline, sql: str) -> list[asyncpg.Record]:
     return asyncio.run(run())
 
 
-def _terminate_busy_loader_backends(pipeline: RunningPipeline) -> int:
+class _LoaderStatementCutter:
     """pg_terminate_backend on the loader's connections that are running a statement: the
-    statement fails with AdminShutdownError, as it does when PostgreSQL shuts down."""
-    rows = _fetch(
-        pipeline,
+    statement fails with AdminShutdownError, as it does when PostgreSQL shuts down. One
+    connection for every look: connecting anew each time (~10 ms) let the loader's short
+    statements run between two looks."""
+
+    _CUT = (
         "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
         " WHERE datname = current_database() AND application_name = 'loader'"
-        " AND state = 'active' AND pid <> pg_backend_pid()",
+        " AND state = 'active' AND pid <> pg_backend_pid()"
     )
-    return int(rows[0][0])
+
+    def __init__(self, pipeline: RunningPipeline) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._conn = self._loop.run_until_complete(asyncpg.connect(pipeline.database))
+
+    def cut(self) -> int:
+        return int(self._loop.run_until_complete(self._conn.fetchval(self._CUT)))
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._conn.close())
+        self._loop.close()
 
 
 def test_terminate_loader_statements_during_load(
     pipeline: RunningPipeline, big_csv: Path, report: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Files of 200,000 rows, looked at every 1-20 ms until ten statements were cut: three at
-    first, then one more whenever the load is done before that (the loader's statements
-    keep getting shorter: a straight COPY into sales lasted 8-9 cuts over three files, its
-    10,000-record batches 4)."""
+    """Files of 200,000 rows, the loader's statements looked at every 1-5 ms until ten were
+    cut: three files at first, then one more whenever the load is done before that (the
+    loader's statements keep getting shorter: a straight COPY into sales lasted 8-9 cuts over
+    three files, its 10,000-record batches 4)."""
     files: list[Path] = []
     uploads: list[str] = []
 
@@ -302,13 +314,19 @@ def test_terminate_loader_statements_during_load(
     pipeline.start_all()
     for path in first:
         load(path)
-    hits = 0
-    while hits < 10:
-        if all(status(pipeline, u) == "complete" for u in uploads):
-            assert len(files) < 10, f"ten files loaded with {hits} statements cut"
-            load(another(len(files) + 11))
-        hits += _terminate_busy_loader_backends(pipeline)
-        time.sleep(rng.uniform(0.001, 0.02))  # a random moment, not a synchronisation
+    hits, looked_at_uploads = 0, time.monotonic()
+    cutter = _LoaderStatementCutter(pipeline)
+    try:
+        while hits < 10:
+            if time.monotonic() - looked_at_uploads > 0.2:  # a status is an HTTP request each
+                looked_at_uploads = time.monotonic()
+                if all(status(pipeline, u) == "complete" for u in uploads):
+                    assert len(files) < 10, f"ten files loaded with {hits} statements cut"
+                    load(another(len(files) + 11))
+            hits += cutter.cut()
+            time.sleep(rng.uniform(0.001, 0.005))  # a random moment, not a synchronisation
+    finally:
+        cutter.close()
     wait_until(lambda: ready(pipeline.url("loader")), 30, "loader ready after the cuts")
     recovery = wait_complete(pipeline, uploads)
     verify_and_record(
