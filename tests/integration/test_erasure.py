@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import asyncpg
 import msgspec
 import pytest
 from dashboard.config import DashboardSettings
@@ -21,7 +22,7 @@ from sales_common.codec import (
     ViolationStruct,
     encode_struct,
 )
-from sales_common.db import Pool, close_pool, create_pool, register_json_codecs
+from sales_common.db import Connection, Pool, close_pool, create_pool, register_json_codecs
 from sales_common.events import event_id_for
 from sales_common.pii import CustomerHasher, PiiSettings
 from sales_common.rejections import duplicate_transaction_id
@@ -439,6 +440,31 @@ async def _waiting_for_a_lock(pool: Pool, pid: int) -> bool:
     return bool(event == "Lock")
 
 
+async def waiting_erasure(
+    pool: Pool, eraser: Connection, hashes: list[str]
+) -> asyncio.Task[asyncpg.Record | None]:
+    """A delete-mode erasure on `eraser`, once it is seen waiting for a lock."""
+    erasure = asyncio.create_task(
+        eraser.fetchrow("SELECT * FROM erase_customer($1, 'delete', 'test')", hashes)
+    )
+    pid = eraser.get_server_pid()
+    await eventually(lambda: _waiting_for_a_lock(pool, pid), bool, 10, "the erasure to wait")
+    assert not erasure.done()
+    return erasure
+
+
+async def erased_everything(
+    pool: Pool, hashes: list[str], erasure: asyncio.Task[asyncpg.Record | None]
+) -> tuple[int, int]:
+    """The erasure's counts (sales, rejections), once it ended with none of her rows left and
+    every total equal to the rows."""
+    result = await asyncio.wait_for(erasure, 30)
+    assert result is not None
+    assert await rows_with(pool, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
+    assert await totals_differences(pool) == {}
+    return result["sales_rows"], result["rejection_rows"]
+
+
 @pytest.mark.parametrize("native", [False, True], ids=["staged", "native"])
 async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
     settings: DashboardSettings, pool: Pool, pii_settings: PiiSettings, native: bool
@@ -456,24 +482,13 @@ async def test_an_erasure_waits_for_a_load_in_flight_and_erases_its_rows(
     )
     repo = LoaderRepository(pool, "loader")
     async with pool.acquire() as eraser:
-        eraser_pid = eraser.get_server_pid()
         async with repo.transaction({upload}) as tx:
             rows = [
                 sale(upload, n, "Halal Tea", [ERASED, KEPT][n % 2], current) for n in range(1, 7)
             ]
             await (repo.store_sales(tx, [], copied(rows)) if native else repo.store_sales(tx, rows))
-            erasure = asyncio.create_task(
-                eraser.fetchrow("SELECT * FROM erase_customer($1, 'delete', 'test')", hashes)
-            )
-            await eventually(
-                lambda: _waiting_for_a_lock(pool, eraser_pid), bool, 10, "the erasure to wait"
-            )
-            assert not erasure.done()
-        result = await asyncio.wait_for(erasure, 30)
-    assert result is not None
-    assert (result["sales_rows"], result["rejection_rows"]) == (3, 0)
-    assert await rows_with(pool, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
-    assert await totals_differences(pool) == {}
+            erasure = await waiting_erasure(pool, eraser, hashes)
+        assert await erased_everything(pool, hashes, erasure) == (3, 0)
     status = await pool.fetchrow("SELECT status, erased_count FROM uploads")
     assert status is not None
     assert tuple(status) == ("complete", 3)
@@ -495,23 +510,13 @@ async def test_an_erasure_waits_for_a_load_that_has_begun_and_holds_its_upload(
     await pool.execute("UPDATE uploads SET rows_total = 8, status = 'processing'")
     repo = LoaderRepository(pool, "loader")
     async with pool.acquire() as eraser:
-        eraser_pid = eraser.get_server_pid()
         async with repo.transaction({upload}) as tx:
-            erasure = asyncio.create_task(
-                eraser.fetchrow("SELECT * FROM erase_customer($1, 'delete', 'test')", hashes)
-            )
-            await eventually(
-                lambda: _waiting_for_a_lock(pool, eraser_pid), bool, 10, "the erasure to wait"
-            )
+            erasure = await waiting_erasure(pool, eraser, hashes)
             later = rows[4:]
             await (
                 repo.store_sales(tx, [], copied(later)) if native else repo.store_sales(tx, later)
             )
-        result = await asyncio.wait_for(erasure, 30)
-    assert result is not None
-    assert (result["sales_rows"], result["rejection_rows"]) == (4, 0)
-    assert await rows_with(pool, hashes) == {"sales": 0, "rejections": 0, "erasures": 0}
-    assert await totals_differences(pool) == {}
+        assert await erased_everything(pool, hashes, erasure) == (4, 0)
     status = await pool.fetchrow("SELECT status, valid_count, erased_count FROM uploads")
     assert status is not None
     assert tuple(status) == ("complete", 4, 4)

@@ -146,10 +146,11 @@ def test_validators_and_loaders_join_and_leave_under_load(
     """Rebalance after rebalance while an upload is processed: up to three validators and
     two loaders join, leave cleanly (SIGTERM) or die (kill -9). A validator that lost its
     partitions carries an older group generation, so its transaction is refused (KIP-447);
-    the loaders' offsets live with their rows."""
-    # Three times the other tests' file: the load must outlast every step.
+    the loaders' offsets live with their rows. Every step comes while an upload is being
+    processed: a file of 200,000 rows more goes in right before a step that would find the
+    load done (600,000 rows outlasted the ten steps on one machine and not on another)."""
     csv = generate.write(tmp_path / "rebalances.csv", 600_000, 0.1, seed=13)
-    upload_id = start_and_upload(pipeline, csv)
+    files = {start_and_upload(pipeline, csv): csv}
     steps = [
         ("join", "validator", "-2"),
         ("join", "loader", "-2"),
@@ -162,22 +163,26 @@ def test_validators_and_loaders_join_and_leave_under_load(
         ("join", "loader", ""),
         ("leave", "validator", "-3"),
     ]
-    for action, name, instance in steps:
+    for step, (action, name, instance) in enumerate(steps):
         time.sleep(rng.uniform(0.3, 1.0))  # a random moment, not a synchronisation
+        if all(status(pipeline, u) == "complete" for u in files):
+            more = generate.write(tmp_path / f"more-{step}.csv", 200_000, 0.1, seed=40 + step)
+            response = upload(pipeline, more)
+            assert response.status_code == 202, response.text
+            files[str(response.json()["upload_id"])] = more
         if action == "join":
             pipeline.start(name, instance, wait=False)
         else:
             pipeline.signal(
                 name + instance, signal.SIGTERM if action == "leave" else signal.SIGKILL
             )
-    assert status(pipeline, upload_id) != "complete", "the load finished before the rebalances"
-    recovery = wait_complete(pipeline, [upload_id])
+    recovery = wait_complete(pipeline, list(files))
     verify_and_record(
         report,
         pipeline,
         "3 validators + 2 loaders join, leave, die (rebalances)",
         len(steps),
-        {upload_id: csv},
+        files,
         recovery,
     )
 
