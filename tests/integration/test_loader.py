@@ -494,17 +494,17 @@ async def test_two_loaders_batches_of_the_same_uploads_do_not_deadlock(
         await create_upload(conn, upload, 2)
     validated, rejected = settings.kafka.topics.validated, settings.kafka.topics.rejected
 
-    def batch(sold: str, refused: str, offset: int, product: str) -> list[Message]:
+    def batch(sold: str, refused: str, partition: int, product: str) -> list[Message]:
         return [
             Message(
                 topic=validated,
-                partition=offset,
+                partition=partition,
                 offset=0,
                 value=encode(sale(sold, 1, product, "2.00", 1)),
             ),
             Message(
                 topic=rejected,
-                partition=offset,
+                partition=partition,
                 offset=0,
                 value=encode(rejection(refused, 2, "prefix")),
             ),
@@ -513,11 +513,11 @@ async def test_two_loaders_batches_of_the_same_uploads_do_not_deadlock(
     pool = await create_pool(postgres_settings, init=init_connection)
     consumer = Consumer(settings.kafka.consumer_config(settings.group_id))  # commits for lag only
     pausing = PausingRepository(pool, settings.group_id)
-    metrics = [LoaderMetrics(CollectorRegistry()) for _ in range(2)]
+    registries = [CollectorRegistry() for _ in range(2)]
     loaders = [
-        LoaderHandler(settings, repository, lane_metrics, express=False)
-        for repository, lane_metrics in zip(
-            (pausing, LoaderRepository(pool, settings.group_id)), metrics, strict=True
+        LoaderHandler(settings, repository, LoaderMetrics(registry), express=False)
+        for repository, registry in zip(
+            (pausing, LoaderRepository(pool, settings.group_id)), registries, strict=True
         )
     ]
     try:
@@ -540,7 +540,8 @@ async def test_two_loaders_batches_of_the_same_uploads_do_not_deadlock(
         consumer.close()
         await close_pool(pool)
 
-    assert [m.retries._value.get() for m in metrics] == [0, 0]  # no deadlock undid either
+    retries = [r.get_sample_value("loader_batch_retries_total") for r in registries]
+    assert retries == [0, 0]  # no deadlock undid either
     counts = await conn.fetch(
         "SELECT status, valid_count, rejected_count FROM uploads WHERE upload_id = ANY($1)",
         [uuid.UUID(first), uuid.UUID(second)],

@@ -480,5 +480,5 @@ class LoaderRepository:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_STAGE)
             if uploads:
-                await conn.execute(_LOCK_UPLOADS, sorted(uploads))
+                await conn.execute(_LOCK_UPLOADS, list(uploads))  # in order: ORDER BY
             yield conn
