@@ -47,6 +47,22 @@ def start_and_upload(pipeline: RunningPipeline, path: Path) -> str:
     return str(response.json()["upload_id"])
 
 
+def upload_more(
+    pipeline: RunningPipeline, files: dict[str, Path], directory: Path, seed: int
+) -> None:
+    """One more file of 200,000 rows uploaded (accepted), added to `files` (upload id ->
+    file): a fault must land while rows are loading, and how long a load lasts depends on the
+    machine."""
+    path = generate.write(directory / f"more-{seed}.csv", 200_000, 0.1, seed=seed)
+    response = upload(pipeline, path)
+    assert response.status_code == 202, response.text
+    files[str(response.json()["upload_id"])] = path
+
+
+def loaded(pipeline: RunningPipeline, files: dict[str, Path]) -> bool:
+    return all(status(pipeline, u) == "complete" for u in files)
+
+
 def status(pipeline: RunningPipeline, upload_id: str) -> str:
     try:
         return str(pipeline.client.upload_status(upload_id, pipeline.token("uploader"))["status"])
@@ -165,11 +181,8 @@ def test_validators_and_loaders_join_and_leave_under_load(
     ]
     for step, (action, name, instance) in enumerate(steps):
         time.sleep(rng.uniform(0.3, 1.0))  # a random moment, not a synchronisation
-        if all(status(pipeline, u) == "complete" for u in files):
-            more = generate.write(tmp_path / f"more-{step}.csv", 200_000, 0.1, seed=40 + step)
-            response = upload(pipeline, more)
-            assert response.status_code == 202, response.text
-            files[str(response.json()["upload_id"])] = more
+        if loaded(pipeline, files):
+            upload_more(pipeline, files, tmp_path, seed=40 + step)
         if action == "join":
             pipeline.start(name, instance, wait=False)
         else:
@@ -303,43 +316,30 @@ def test_terminate_loader_statements_during_load(
     cut: three files at first, then one more whenever the load is done before that (the
     loader's statements keep getting shorter: a straight COPY into sales lasted 8-9 cuts over
     three files, its 10,000-record batches 4)."""
-    files: list[Path] = []
-    uploads: list[str] = []
-
-    def load(path: Path) -> None:
-        response = upload(pipeline, path)
-        assert response.status_code == 202, response.text
-        files.append(path)
-        uploads.append(str(response.json()["upload_id"]))
-
-    def another(seed: int) -> Path:
-        return generate.write(tmp_path / f"more-{seed}.csv", 200_000, 0.1, seed=seed)
-
-    first = [big_csv, another(12), another(13)]
-    pipeline.start_all()
-    for path in first:
-        load(path)
+    files = {start_and_upload(pipeline, big_csv): big_csv}
+    for seed in (12, 13):
+        upload_more(pipeline, files, tmp_path, seed)
     hits, looked_at_uploads = 0, time.monotonic()
     cutter = _LoaderStatementCutter(pipeline)
     try:
         while hits < 10:
             if time.monotonic() - looked_at_uploads > 0.2:  # a status is an HTTP request each
                 looked_at_uploads = time.monotonic()
-                if all(status(pipeline, u) == "complete" for u in uploads):
+                if loaded(pipeline, files):
                     assert len(files) < 10, f"ten files loaded with {hits} statements cut"
-                    load(another(len(files) + 11))
+                    upload_more(pipeline, files, tmp_path, seed=len(files) + 11)
             hits += cutter.cut()
             time.sleep(rng.uniform(0.001, 0.005))  # a random moment, not a synchronisation
     finally:
         cutter.close()
     wait_until(lambda: ready(pipeline.url("loader")), 30, "loader ready after the cuts")
-    recovery = wait_complete(pipeline, uploads)
+    recovery = wait_complete(pipeline, list(files))
     verify_and_record(
         report,
         pipeline,
         "PostgreSQL ends the loader's statements (pg_terminate_backend)",
         hits,
-        dict(zip(uploads, files, strict=True)),
+        files,
         recovery,
     )
 
